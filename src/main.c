@@ -1,0 +1,55 @@
+/* ocgate: one binary, many subcommands. main only dispatches; each subcommand lives in
+ * src/cli/ and returns its exit status (cli.h). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "ocgate-config.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: ocgate <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  keygen --out FILE   write a new private key (0600) and print its public key\n"
+          "  migrate [--check]   apply the schema migrations (OCGATE_DATABASE_URL)\n"
+          "  participant ...     add, list, show, update or disable participants\n"
+          "  config check|keys   validate the configuration / list its keys\n"
+          "  version             print the version\n"
+          "  help                show this text\n"
+          "\n"
+          "exit status: 0 success, 1 failure, 2 usage error\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    /* A peer closing a socket must never kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "keygen") == 0)
+        return cli_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return cli_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "participant") == 0)
+        return cli_participant(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return cli_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("ocgate %s\n", OCGATE_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr, "ocgate: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
