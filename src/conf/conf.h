@@ -1,0 +1,76 @@
+/* ocgate configuration: one declarative table of keys (name, type, default, limits, doc)
+ * read from an optional file of `key = value` lines and from OCGATE_<KEY> environment
+ * variables (the environment wins), validated all at once into an immutable Config.
+ * Secrets are never values: only paths to files (private key, database password). Unknown
+ * keys and invalid values are refused with a message naming the key. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/macro.h"
+
+#define CONF_MAX_CURRENCIES 32
+
+typedef struct Config {
+    /* database */
+    char *database_url;             /* libpq URL or conninfo; must not contain a password */
+    char *database_password_file;   /* NULL = none (trust, peer, or ~/.pgpass) */
+    unsigned pool_size;             /* connections per event-loop thread */
+    unsigned db_timeout_ms;         /* a query's deadline, queueing included → 503 */
+    /* identity */
+    int64_t ocid;                   /* the gateway's own OCID */
+    char *private_key_file;         /* 0600, 64 hex digits */
+    char *public_url;               /* published as metadata config.endpoint, e.g. https://gw/opencharge */
+    char *name;                     /* metadata name */
+    /* listener */
+    char *listen;                   /* host:port, [v6]:port */
+    char *tls_cert_file;            /* both or neither: TLS on the public listener */
+    char *tls_key_file;
+    char *base_path;                /* "/opencharge"; "" allowed = routes at the root */
+    unsigned threads;               /* event loops; 0 in the file = one per core, resolved */
+    unsigned max_connections;       /* per process */
+    unsigned idle_timeout_s;        /* keep-alive/idle and read timeout per connection */
+    size_t body_limit;              /* bytes; larger bodies → 413 PAYLOAD_TOO_LARGE */
+    size_t header_limit;            /* bytes of all headers */
+    /* protocol */
+    char *currencies[CONF_MAX_CURRENCIES];
+    size_t n_currencies;
+    unsigned timestamp_window_s;    /* ± for X-OC-Timestamp */
+    unsigned proof_future_skew_s;   /* how far a proof timestamp may be ahead */
+    unsigned payment_lifetime_s;    /* default expiry of a new payment */
+    unsigned max_payment_lifetime_s;/* the furthest expiresAt a caller may ask for */
+    /* logging */
+    char *log_level;                /* error, warn, info, debug */
+} Config;
+
+typedef enum ConfCode {
+    CONF_E_UNKNOWN_KEY = 1,  /* a key in the file or an OCGATE_* variable that does not exist */
+    CONF_E_INVALID,          /* a value that does not parse or is out of range */
+    CONF_E_MISSING,          /* a required key has no value */
+    CONF_E_FILE,             /* the config file cannot be read or has a malformed line */
+} ConfCode;
+
+/* Loads the configuration: defaults, then the file at path (NULL = none), then every
+ * OCGATE_* variable in envp (NULL-terminated "NAME=value" strings; OCGATE_CONFIG itself is
+ * ignored here). Returns 0 and fills *out (free with conf_deinit); or a ConfCode with a
+ * one-line message naming the key (and file line) in err; or -ENOMEM. Does not open the
+ * secret files (the modules that use them do, checking their permissions). */
+OC_MUST_CHECK int conf_load(const char *path, char *const *envp, Config *out, char *err,
+                            size_t err_len);
+
+void conf_deinit(Config *cfg);
+
+/* The key table, for documentation checks and `ocgate config`: iterates all keys. */
+typedef struct ConfKeyInfo {
+    const char *name;         /* "body_limit" */
+    const char *env;          /* "OCGATE_BODY_LIMIT" */
+    const char *type;         /* "string", "integer", "bytes", "seconds", "path", "list", ... */
+    const char *default_text; /* as it would be written in the file; "" when none */
+    bool required;
+    const char *doc;          /* one sentence */
+} ConfKeyInfo;
+
+size_t conf_key_count(void);
+const ConfKeyInfo *conf_key_at(size_t i);
