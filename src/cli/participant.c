@@ -1,0 +1,270 @@
+/* `ocgate participant add|list|show|update|disable`: the operator's view of who may call the
+ * gateway. Every value is validated here with the same parsers the server uses (keys in any
+ * accepted form are stored as 128-hex), so the table never holds something the server would
+ * refuse. Running servers see a change within a second (directory version). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/db.h"
+#include "directory/directory.h"
+#include "proto/canon.h"
+#include "proto/keys.h"
+#include "proto/sigstr.h"
+#include "store/participants.h"
+
+#define PROG "ocgate participant"
+
+static void participant_usage(FILE *out)
+{
+    fputs("usage: ocgate participant <command> [options]\n"
+          "  add --ocid N --name NAME --roles R[,R...] --public-key HEX\n"
+          "      [--endpoint URL] [--form strict|legacy] [--disabled]\n"
+          "  update --ocid N [--name NAME] [--roles R,...] [--public-key HEX]\n"
+          "      [--endpoint URL | --no-endpoint] [--form strict|legacy] [--enable | --disable]\n"
+          "  disable --ocid N\n"
+          "  list [--json]\n"
+          "  show --ocid N [--json]\n"
+          "roles: settlement_provider, payment_app, merchant\n"
+          "public keys: 128 hex (x||y), 130 hex (04||x||y) or 66 hex (compressed)\n"
+          "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
+          "exit status: 0 success, 1 failure (incl. not found), 2 usage error\n",
+          out);
+}
+
+typedef struct Args {
+    int64_t ocid;
+    int have_ocid;
+    ParticipantFields f;
+    char public_key[KEY_PUBLIC_HEX_LEN + 1];
+    int json;
+} Args;
+
+static int bad(const char *what)
+{
+    fprintf(stderr, PROG ": %s\n", what);
+    return CLI_EXIT_USAGE;
+}
+
+static int endpoint_valid(const char *url)
+{
+    size_t len = strlen(url);
+    if (len > 2048 || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            return 0;
+    return url[len - 1] != '/';
+}
+
+/* Parses options shared by every command; returns 0 or an exit status. */
+static int parse_args(int argc, char **argv, Args *a)
+{
+    enum { O_OCID = 256, O_NAME, O_ROLES, O_KEY, O_ENDPOINT, O_NO_ENDPOINT, O_FORM, O_ENABLE,
+           O_DISABLE, O_DISABLED, O_JSON };
+    static const struct option options[] = {
+        { "ocid", required_argument, NULL, O_OCID },
+        { "name", required_argument, NULL, O_NAME },
+        { "roles", required_argument, NULL, O_ROLES },
+        { "public-key", required_argument, NULL, O_KEY },
+        { "endpoint", required_argument, NULL, O_ENDPOINT },
+        { "no-endpoint", no_argument, NULL, O_NO_ENDPOINT },
+        { "form", required_argument, NULL, O_FORM },
+        { "enable", no_argument, NULL, O_ENABLE },
+        { "disable", no_argument, NULL, O_DISABLE },
+        { "disabled", no_argument, NULL, O_DISABLED },
+        { "json", no_argument, NULL, O_JSON },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(a, 0, sizeof(*a));
+    a->f.enabled = -1;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case O_OCID:
+            if (sigstr_parse_decimal(optarg, strlen(optarg), 16, &a->ocid) != 0 ||
+                a->ocid > 9007199254740991LL)
+                return bad("--ocid must be a decimal OCID (0 .. 2^53-1)");
+            a->have_ocid = 1;
+            break;
+        case O_NAME:
+            if (!*optarg || strlen(optarg) > 200)
+                return bad("--name must be 1..200 bytes");
+            a->f.name = optarg;
+            break;
+        case O_ROLES: {
+            unsigned roles;
+            if (roles_parse(optarg, &roles) != 0)
+                return bad("--roles takes settlement_provider, payment_app, merchant "
+                           "(comma-separated)");
+            a->f.roles_csv = optarg;
+            break;
+        }
+        case O_KEY: {
+            PublicKey pk;
+            if (key_parse_public(optarg, strlen(optarg), &pk) != 0)
+                return bad("--public-key is not a secp256k1 public key (128, 130 or 66 hex)");
+            key_format_public(&pk, a->public_key);
+            a->f.public_key_hex = a->public_key;
+            break;
+        }
+        case O_ENDPOINT:
+            if (!endpoint_valid(optarg))
+                return bad("--endpoint must be an http:// or https:// base URL without a "
+                           "trailing slash");
+            a->f.endpoint = optarg;
+            break;
+        case O_NO_ENDPOINT:
+            a->f.clear_endpoint = 1;
+            break;
+        case O_FORM: {
+            CanonForm form;
+            if (canon_form_parse(optarg, &form) != 0)
+                return bad("--form is strict or legacy");
+            a->f.form = canon_form_name(form);
+            break;
+        }
+        case O_ENABLE:
+            a->f.enabled = 1;
+            break;
+        case O_DISABLE:
+        case O_DISABLED:
+            a->f.enabled = 0;
+            break;
+        case O_JSON:
+            a->json = 1;
+            break;
+        default:
+            participant_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc)
+        return bad("unexpected argument");
+    if (a->f.endpoint && a->f.clear_endpoint)
+        return bad("--endpoint and --no-endpoint exclude each other");
+    return 0;
+}
+
+static json_t *row_json(const PGresult *res, int i)
+{
+    return json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s,s:b,s:I,s:I}",
+                     "ocid", (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10),
+                     "name", PQgetvalue(res, i, 1),
+                     "roles", PQgetvalue(res, i, 2),
+                     "publicKey", PQgetvalue(res, i, 3),
+                     "endpoint", PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
+                     "form", PQgetvalue(res, i, 5),
+                     "enabled", strcmp(PQgetvalue(res, i, 6), "t") == 0,
+                     "createdAt", (json_int_t)strtoll(PQgetvalue(res, i, 7), NULL, 10),
+                     "updatedAt", (json_int_t)strtoll(PQgetvalue(res, i, 8), NULL, 10));
+}
+
+static int print_rows(const PGresult *res, int json, int single)
+{
+    int rows = PQntuples(res);
+    if (json) {
+        json_t *out = single ? row_json(res, 0) : json_array();
+        for (int i = 0; !single && out && i < rows; i++)
+            if (json_array_append_new(out, row_json(res, i)) != 0) {
+                json_decref(out);
+                out = NULL;
+            }
+        char *text = out ? json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(out);
+        if (!text) {
+            fputs(PROG ": out of memory\n", stderr);
+            return CLI_EXIT_FAILURE;
+        }
+        puts(text);
+        free(text);
+        return CLI_EXIT_OK;
+    }
+    if (single) {
+        static const char *const labels[] = { "ocid", "name", "roles", "public key",
+                                              "endpoint", "form", "enabled" };
+        for (int c = 0; c < 7; c++)
+            printf("%-11s %s\n", labels[c], PQgetisnull(res, 0, c) ? "-" : PQgetvalue(res, 0, c));
+        return CLI_EXIT_OK;
+    }
+    printf("%-12s %-24s %-40s %-7s %-8s %s\n", "OCID", "NAME", "ROLES", "FORM", "ENABLED",
+           "ENDPOINT");
+    for (int i = 0; i < rows; i++)
+        printf("%-12s %-24.24s %-40s %-7s %-8s %s\n", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 5),
+               strcmp(PQgetvalue(res, i, 6), "t") == 0 ? "yes" : "no",
+               PQgetisnull(res, i, 4) ? "-" : PQgetvalue(res, i, 4));
+    return CLI_EXIT_OK;
+}
+
+int cli_participant(int argc, char **argv)
+{
+    if (argc < 2) {
+        participant_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
+        participant_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    Args a;
+    int r = parse_args(argc - 1, argv + 1, &a);
+    if (r)
+        return r;
+
+    int is_add = strcmp(cmd, "add") == 0, is_update = strcmp(cmd, "update") == 0;
+    int is_disable = strcmp(cmd, "disable") == 0, is_list = strcmp(cmd, "list") == 0;
+    int is_show = strcmp(cmd, "show") == 0;
+    if (!is_add && !is_update && !is_disable && !is_list && !is_show) {
+        fprintf(stderr, PROG ": unknown command '%s'\n", cmd);
+        participant_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!is_list && !a.have_ocid)
+        return bad("--ocid is required");
+    if (is_add && (!a.f.name || !a.f.roles_csv || !a.f.public_key_hex))
+        return bad("add needs --name, --roles and --public-key");
+    if (is_add && a.f.clear_endpoint)
+        return bad("--no-endpoint is for update");
+    if (is_disable)
+        a.f.enabled = 0;
+
+    int usage_error;
+    PGconn *conn = cli_db_connect(PROG, &usage_error);
+    if (!conn)
+        return usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    char err[512];
+    int status = CLI_EXIT_OK;
+    if (is_add || is_update || is_disable) {
+        r = is_add ? participants_insert(conn, a.ocid, &a.f, err, sizeof(err))
+                   : participants_update(conn, a.ocid, &a.f, err, sizeof(err));
+        if (r) {
+            fprintf(stderr, PROG " %s: %s\n", cmd, err);
+            status = CLI_EXIT_FAILURE;
+        } else {
+            printf("participant %" PRId64 " %s\n", a.ocid,
+                   is_add ? "added" : is_disable ? "disabled" : "updated");
+        }
+    } else {
+        PGresult *res = participants_select(conn, is_list ? -1 : a.ocid, err, sizeof(err));
+        if (!res) {
+            fprintf(stderr, PROG " %s: %s\n", cmd, err);
+            status = CLI_EXIT_FAILURE;
+        } else if (is_show && PQntuples(res) == 0) {
+            fprintf(stderr, PROG " show: no participant has OCID %" PRId64 "\n", a.ocid);
+            status = CLI_EXIT_FAILURE;
+        } else {
+            status = print_rows(res, a.json, is_show);
+        }
+        PQclear(res);
+    }
+    PQfinish(conn);
+    return status;
+}
