@@ -556,7 +556,8 @@ static void test_vector_signatures(void)
     /* Determinism (RFC 6979): the same key and message give the same bytes again. */
     PrivateKey key = vector_private("gateway");
     char s1[SIG_HEX_LEN + 1], s2[SIG_HEX_LEN + 1];
-    CHECK(sig_sign(&key, "same message", 12, s1) == 0 && sig_sign(&key, "same message", 12, s2) == 0,
+    CHECK(sig_sign(&key, "same message", 12, s1) == 0 &&
+              sig_sign(&key, "same message", 12, s2) == 0,
           "determinism: two signatures made");
     CHECK_STR(s1, s2, "determinism: same message signed twice gives identical bytes");
     key_private_wipe(&key);
