@@ -12,6 +12,7 @@ static void usage(FILE *out)
     fputs("usage: ocgate <command> [options]\n"
           "\n"
           "commands:\n"
+          "  serve [--config F]  run the gateway (config: F, OCGATE_CONFIG, OCGATE_* variables)\n"
           "  keygen --out FILE   write a new private key (0600) and print its public key\n"
           "  migrate [--check]   apply the schema migrations (OCGATE_DATABASE_URL)\n"
           "  participant ...     add, list, show, update or disable participants\n"
@@ -35,6 +36,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "keygen") == 0)
         return cli_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cli_config(argc - 1, argv + 1);
     if (strcmp(cmd, "participant") == 0)

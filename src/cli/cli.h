@@ -7,6 +7,7 @@
 #define CLI_EXIT_USAGE 2
 
 int cli_keygen(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
 int cli_participant(int argc, char **argv);
 /* `ocgate config check [--file PATH]` | `ocgate config keys [--markdown]` */

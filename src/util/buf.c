@@ -78,9 +78,9 @@ void buf_printf(Buf *b, const char *fmt, ...)
 
 int buf_finish(Buf *b, char **out, size_t *out_len)
 {
-    if (!b->error && !buf_reserve(b, 0)) {
-        /* reserve sets b->error */
-    }
+    /* An untouched buffer still hands out an empty, NUL-terminated string. */
+    if (buf_reserve(b, 0))
+        b->data[b->len] = '\0';
     if (b->error) {
         int err = b->error;
         buf_deinit(b);

@@ -6,9 +6,9 @@
 # fresh gateway key, a free port and the gateway's configuration as OCGATE_* variables; then
 # runs `node scenario.js`, which starts and stops ocgate itself (tests/node/harness.js) and
 # prints TAP. Exits with the scenario's status. On any exit, kills every ocgate the scenario
-# started (pids in $OCGATE_TEST_DIR/pids) and stops PostgreSQL.
-# Environment: NODE (default: node), OCGATE_SCENARIO_TIMEOUT seconds (default 600),
-# OCGATE_KEEP_TMP=1 keeps the temp dir (logs, key) for inspection.
+# started (pids in $OCG_TEST_DIR/pids) and stops PostgreSQL.
+# Environment: NODE (default: node), OCG_SCENARIO_TIMEOUT seconds (default 600),
+# OCG_KEEP_TMP=1 keeps the temp dir (logs, key) for inspection.
 set -uo pipefail
 
 if [ $# -lt 2 ]; then
@@ -37,7 +37,7 @@ touch "$dir/pids"
 # True if pid is still one this run started: its environment carries our unique temp dir
 # (a recycled pid belongs to someone else and is left alone).
 ours() {
-    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF "OCGATE_TEST_DIR=$dir"
+    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF "OCG_TEST_DIR=$dir"
 }
 
 # Running, as opposed to gone or a zombie waiting for init to reap it.
@@ -70,7 +70,7 @@ kill_gateways() {
 
 cleanup() {
     kill_gateways
-    if [ "${OCGATE_KEEP_TMP:-0}" = 1 ]; then
+    if [ "${OCG_KEEP_TMP:-0}" = 1 ]; then
         echo "# kept $dir" >&2
     else
         rm -rf "$dir"
@@ -118,8 +118,8 @@ export OCGATE_THREADS=2
 export OCGATE_BASE_PATH=/opencharge
 
 # What the scenario needs to know.
-export OCGATE_BIN=$ocgate
-export OCGATE_TEST_DIR=$dir
+export OCG_TEST_BIN=$ocgate
+export OCG_TEST_DIR=$dir
 export GATEWAY_PORT=$port
 export GATEWAY_OCID=$OCGATE_OCID
 export GATEWAY_PUBKEY=$pubkey
@@ -127,10 +127,10 @@ export GATEWAY_BASE=$OCGATE_BASE_PATH
 
 # Bounded like every other wait; SIGTERM lets the scenario's exit handler kill its gateways,
 # and kill_gateways catches whatever is left.
-timeout --kill-after=10 "${OCGATE_SCENARIO_TIMEOUT:-600}" "$node" "$scenario" "$@"
+timeout --kill-after=10 "${OCG_SCENARIO_TIMEOUT:-600}" "$node" "$scenario" "$@"
 rc=$?
 if [ $rc -eq 124 ]; then
-    echo "# scenario timed out after ${OCGATE_SCENARIO_TIMEOUT:-600} s"
+    echo "# scenario timed out after ${OCG_SCENARIO_TIMEOUT:-600} s"
 fi
 if [ $rc -ne 0 ]; then
     for log in "$dir"/gateway-*.log; do

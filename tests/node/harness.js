@@ -1,7 +1,8 @@
 // Helpers for integration scenarios run by tests/integration/run-node.sh, which provides a
 // throwaway PostgreSQL (PG* variables), a migrated schema, a gateway key and these variables:
-//   OCGATE_BIN, OCGATE_TEST_DIR, GATEWAY_PORT, GATEWAY_OCID, GATEWAY_PUBKEY, GATEWAY_BASE
+//   OCG_TEST_BIN, OCG_TEST_DIR, GATEWAY_PORT, GATEWAY_OCID, GATEWAY_PUBKEY, GATEWAY_BASE
 //   and the gateway's own configuration (OCGATE_*), inherited by startGateway().
+// (Harness variables use the OCG_TEST_ prefix because ocgate refuses unknown OCGATE_* ones.)
 // A scenario prints TAP through ok()/is() and ends with done() (run() does it for you):
 //
 //   import('../node/harness.js').then((h) => h.run(async () => {
@@ -33,8 +34,8 @@ function need(name) {
 
 // Read lazily so that importing this file never fails; using a helper without the harness does.
 export const env = {
-    get bin() { return need('OCGATE_BIN'); },
-    get dir() { return need('OCGATE_TEST_DIR'); },
+    get bin() { return need('OCG_TEST_BIN'); },
+    get dir() { return need('OCG_TEST_DIR'); },
     get port() { return Number(need('GATEWAY_PORT')); },
     get ocid() { return need('GATEWAY_OCID'); },
     get pubkey() { return need('GATEWAY_PUBKEY'); },
@@ -166,10 +167,10 @@ function tail(file, lines = 30) {
     }
 }
 
-// Starts `$OCGATE_BIN serve` with process.env plus extraEnv (a value of undefined removes the
+// Starts `$OCG_TEST_BIN serve` with process.env plus extraEnv (a value of undefined removes the
 // variable) and waits, at most readyTimeoutMs, until <base>/metadata.json answers 200.
-// stdout and stderr go to OCGATE_TEST_DIR/gateway-N.log; the pid is appended to
-// OCGATE_TEST_DIR/pids so run-node.sh can kill it if this process dies first.
+// stdout and stderr go to OCG_TEST_DIR/gateway-N.log; the pid is appended to
+// OCG_TEST_DIR/pids so run-node.sh can kill it if this process dies first.
 // Returns {proc, pid, port, log, logText(), exited, stop(signal = 'SIGTERM', timeoutMs)}.
 // stop() resolves to the exit code, or 128 + signal number if a signal ended the process
 // (so SIGKILL gives 137); a process still alive after timeoutMs is SIGKILLed.

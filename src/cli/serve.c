@@ -1,0 +1,260 @@
+/* `ocgate serve [--config FILE]`: the daemon. Loads and checks everything that can be checked
+ * before accepting a request — configuration, the gateway key, the schema version, the
+ * participants — then serves until SIGTERM/SIGINT and drains. Start-up may block (files, one
+ * synchronous database connection); nothing after http_server_run does. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "directory/directory.h"
+#include "http/server.h"
+#include "obs/log.h"
+#include "proto/keys.h"
+#include "store/migrate.h"
+
+#define SERVE_PASSWORD_MAX 1024
+#define SERVE_DIRECTORY_POLL_MS 500
+
+static void serve_usage(FILE *out)
+{
+    fputs("usage: ocgate serve [--config FILE]\n"
+          "  Serves the Opencharge merchant-gateway API. FILE (or OCGATE_CONFIG) holds\n"
+          "  `key = value` lines; OCGATE_* environment variables override them.\n"
+          "  Stops on SIGTERM or SIGINT after letting requests in flight finish (10 s at most).\n",
+          out);
+}
+
+/* Reads the database password file: refused if group or others have any access to it; one
+ * trailing newline stripped. Returns 0, -EACCES for the permissions, -E2BIG when too long,
+ * or another negative errno. out is wiped on failure. */
+static int read_password_file(const char *path, char *out, size_t out_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        r = -EINVAL;
+    else if (st.st_mode & 077)
+        r = -EACCES;
+    size_t got = 0;
+    while (r == 0) {
+        ssize_t n = read(fd, out + got, out_len - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            r = -EIO;
+        else if (n == 0)
+            break;
+        else if ((got += (size_t)n) == out_len - 1)
+            r = -E2BIG; /* the buffer is full, so the file may go on */
+    }
+    close(fd);
+    if (r != 0) {
+        OPENSSL_cleanse(out, out_len);
+        return r;
+    }
+    out[got] = '\0';
+    if (got > 0 && out[got - 1] == '\n')
+        out[got - 1] = '\0';
+    return 0;
+}
+
+static const char *key_error_text(int r)
+{
+    switch (r) {
+    case KEY_E_PERMISSIONS:
+        return "it is readable by group or others; refusing it (chmod 600)";
+    case KEY_E_FORMAT:
+        return "it does not hold a valid secp256k1 private key (64 hex digits)";
+    case KEY_E_FILE:
+        return "it is missing, not a regular file, or too large";
+    default:
+        return r < 0 ? strerror(-r) : "unusable";
+    }
+}
+
+/* The start-up connection: blocking, with the same parameters as the pools. */
+static PGconn *connect_sync(const Config *cfg, const char *password)
+{
+    const char *keys[5], *values[5];
+    size_t k = 0;
+    keys[k] = "connect_timeout"; /* first, so that a value in the URL wins */
+    values[k++] = "10";
+    keys[k] = "dbname";
+    values[k++] = cfg->database_url;
+    if (password && *password) {
+        keys[k] = "password";
+        values[k++] = password;
+    }
+    keys[k] = "application_name";
+    values[k++] = "ocgate";
+    keys[k] = NULL;
+    values[k] = NULL;
+    return PQconnectdbParams(keys, values, 1);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'h':
+            serve_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            serve_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        serve_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!config_path) {
+        const char *env = getenv("OCGATE_CONFIG");
+        config_path = env && *env ? env : NULL;
+    }
+
+    int status = CLI_EXIT_FAILURE;
+    char err[1024];
+    char password[SERVE_PASSWORD_MAX];
+    password[0] = '\0';
+    Config cfg;
+    PrivateKey key;
+    PGconn *conn = NULL;
+    Directory *dir = NULL;
+    HttpServer *srv = NULL;
+    bool have_key = false;
+
+    int r = conf_load(config_path, environ, &cfg, err, sizeof(err));
+    if (r != 0) {
+        fprintf(stderr, "ocgate serve: %s\n", r == -ENOMEM ? "out of memory" : err);
+        return CLI_EXIT_FAILURE;
+    }
+    if (log_set_level(cfg.log_level) != 0) {
+        fprintf(stderr, "ocgate serve: log_level '%s' is not error, warn, info or debug\n",
+                cfg.log_level);
+        goto out;
+    }
+
+    r = key_load_private_file(cfg.private_key_file, &key);
+    if (r != 0) {
+        fprintf(stderr, "ocgate serve: cannot use the private key file %s: %s\n",
+                cfg.private_key_file, key_error_text(r));
+        goto out;
+    }
+    have_key = true;
+
+    if (cfg.database_password_file) {
+        r = read_password_file(cfg.database_password_file, password, sizeof(password));
+        if (r != 0) {
+            fprintf(stderr, "ocgate serve: cannot use the database password file %s: %s\n",
+                    cfg.database_password_file,
+                    r == -EACCES ? "it is readable by group or others; refusing it (chmod 600)"
+                    : r == -E2BIG ? "it is too long"
+                                  : strerror(-r));
+            goto out;
+        }
+    }
+
+    conn = connect_sync(&cfg, password);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "ocgate serve: cannot connect to the database: %s",
+                PQerrorMessage(conn));
+        goto out;
+    }
+    int applied = 0;
+    r = migrate_check(conn, migrations_embedded, migrations_embedded_count, &applied, err,
+                      sizeof(err));
+    if (r == MIGRATE_E_BEHIND) {
+        fprintf(stderr, "ocgate serve: %s; run `ocgate migrate` first (ocgate refuses to start "
+                "on a schema that is behind)\n", err);
+        goto out;
+    }
+    if (r != 0) {
+        fprintf(stderr, "ocgate serve: the database schema does not match this binary: %s\n",
+                err);
+        goto out;
+    }
+    dir = directory_new();
+    if (!dir) {
+        fprintf(stderr, "ocgate serve: out of memory\n");
+        goto out;
+    }
+    r = directory_load_sync(dir, conn, err, sizeof(err));
+    if (r != 0) {
+        fprintf(stderr, "ocgate serve: %s\n", err);
+        goto out;
+    }
+    PQfinish(conn);
+    conn = NULL;
+
+    HttpServerOptions so = {
+        .cfg = &cfg,
+        .gateway_key = &key,
+        .directory = dir,
+        .db_password = password,
+    };
+    r = http_server_new(&so, &srv, err, sizeof(err));
+    OPENSSL_cleanse(password, sizeof(password)); /* the server keeps its own copy */
+    if (r != 0) {
+        fprintf(stderr, "ocgate serve: %s\n", err);
+        goto out;
+    }
+    r = directory_watch(dir, http_server_loop_base(srv, 0), http_server_loop_pool(srv, 0),
+                        SERVE_DIRECTORY_POLL_MS);
+    if (r != 0) {
+        fprintf(stderr, "ocgate serve: cannot watch the participants table: %s\n",
+                strerror(-r));
+        goto out;
+    }
+    char address[80], base_path[256];
+    http_server_address(srv, address, sizeof(address));
+    log_json_str(cfg.base_path, base_path, sizeof(base_path));
+    log_json(LOG_INFO, "listening", "\"address\":\"%s\",\"tls\":%s,\"threads\":%u,"
+             "\"base_path\":%s,\"schema_version\":%d", address,
+             cfg.tls_cert_file ? "true" : "false", cfg.threads, base_path, applied);
+    r = http_server_run(srv);
+    if (r != 0) {
+        fprintf(stderr, "ocgate serve: cannot start: %s\n", strerror(-r));
+        goto out;
+    }
+    log_json(LOG_INFO, "stopped", "\"exit\":0");
+    status = CLI_EXIT_OK;
+
+out:
+    /* The directory's timer and pending query belong to loop 0: stop it before the pools
+     * go, and free the directory after them. */
+    if (dir)
+        directory_unwatch(dir);
+    http_server_free(srv);
+    directory_free(dir);
+    PQfinish(conn);
+    OPENSSL_cleanse(password, sizeof(password));
+    if (have_key)
+        key_private_wipe(&key);
+    conf_deinit(&cfg);
+    return status;
+}
