@@ -620,6 +620,8 @@ static void on_proof(void *userdata, DbError err, const PGresult *res)
                  "\"outcome\":\"%s\",\"replay\":%s,\"form\":\"%s\"",
                  c->request_id, c->via_settle ? "settle" : "webhook", c->issuer, txid_json,
                  outcome, result[0] == 'r' ? "true" : "false", canon_form_name(c->form));
+        if (result[0] == 'n' && strcmp(outcome, "credited") == 0 && c->ctx->on_enqueued)
+            c->ctx->on_enqueued(c->ctx->on_enqueued_arg);
         render_proof_outcome(c, outcome,
                              PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3));
     } else {

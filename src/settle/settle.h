@@ -26,6 +26,11 @@ typedef struct SettleCtx {
     DbPool *db;
     Directory *directory;
     struct event *maintenance;    /* owned; settle_start/stop_maintenance */
+    /* Called on this loop after a commit that enqueued a merchant notification (a payment
+     * was completed), so the instance's own delivery worker starts at once; NULL = none.
+     * Must be thread-safe towards the worker (deliverer_wake is). */
+    void (*on_enqueued)(void *arg);
+    void *on_enqueued_arg;
 } SettleCtx;
 
 typedef struct SettleRequest {
