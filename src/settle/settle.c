@@ -437,8 +437,9 @@ void settle_payment_create(SettleCtx *ctx, const SettleRequest *req, SettleDone 
     json_t *root = NULL;
     int r = json_read_strict(req->body, req->body_len, JSON_READ_OBJECT, &root, &jerr);
     if (r != 0) {
-        describe_json_error(&jerr, r, c->message, sizeof(c->message));
-        refuse(c, req, OC_ERR_BAD_REQUEST, "%s", c->message);
+        char why[sizeof(c->message)];
+        describe_json_error(&jerr, r, why, sizeof(why));
+        refuse(c, req, OC_ERR_BAD_REQUEST, "%s", why);
         return;
     }
 
@@ -666,8 +667,9 @@ static void settle_proof_common(SettleCtx *ctx, const SettleRequest *req, int vi
     json_t *root = NULL;
     int r = json_read_strict(req->body, req->body_len, JSON_READ_OBJECT, &root, &jerr);
     if (r != 0) {
-        describe_json_error(&jerr, r, c->message, sizeof(c->message));
-        refuse(c, req, OC_ERR_BAD_REQUEST, "%s", c->message);
+        char why[sizeof(c->message)];
+        describe_json_error(&jerr, r, why, sizeof(why));
+        refuse(c, req, OC_ERR_BAD_REQUEST, "%s", why);
         return;
     }
     const char *body_txid = NULL;
