@@ -304,12 +304,21 @@ static int currency_configured(const Config *cfg, const char *currency)
     return 0;
 }
 
-static void describe_json_error(const JsonReadError *e, int r, char *out, size_t out_len)
+/* Reads the body as a strict JSON object; on refusal answers BAD_REQUEST (naming the byte
+ * offset and reason) through the nonce-recording path and returns NULL. */
+static json_t *read_body_or_refuse(Call *c, const SettleRequest *req)
 {
+    JsonReadError jerr;
+    json_t *root = NULL;
+    int r = json_read_strict(req->body, req->body_len, JSON_READ_OBJECT, &root, &jerr);
+    if (r == 0)
+        return root;
     if (r < 0)
-        snprintf(out, out_len, "the body could not be read");
+        refuse(c, req, OC_ERR_UNAVAILABLE, "out of memory");
     else
-        snprintf(out, out_len, "body refused at byte %zu: %s", e->offset, e->reason);
+        refuse(c, req, OC_ERR_BAD_REQUEST, "body refused at byte %zu: %s", jerr.offset,
+               jerr.reason);
+    return NULL;
 }
 
 /* ---- capabilities ---- */
@@ -433,15 +442,9 @@ void settle_payment_create(SettleCtx *ctx, const SettleRequest *req, SettleDone 
                "Idempotency-Key must be 1..255 printable ASCII characters");
         return;
     }
-    JsonReadError jerr;
-    json_t *root = NULL;
-    int r = json_read_strict(req->body, req->body_len, JSON_READ_OBJECT, &root, &jerr);
-    if (r != 0) {
-        char why[sizeof(c->message)];
-        describe_json_error(&jerr, r, why, sizeof(why));
-        refuse(c, req, OC_ERR_BAD_REQUEST, "%s", why);
+    json_t *root = read_body_or_refuse(c, req);
+    if (!root)
         return;
-    }
 
     const json_t *to = json_object_get(root, "to");
     const json_t *amount_v = json_object_get(root, "amount");
@@ -511,8 +514,8 @@ void settle_payment_create(SettleCtx *ctx, const SettleRequest *req, SettleDone 
                                "txid", txid, "amount", amount_v, "currency", currency_v,
                                "expiresAt", (json_int_t)expires_at, "settlement", "accepts",
                                accepted_providers(req->dir));
-    r = answer ? canon_write(answer, CANON_STRICT, &c->create_body, &c->create_body_len)
-               : -ENOMEM;
+    int r = answer ? canon_write(answer, CANON_STRICT, &c->create_body, &c->create_body_len)
+                   : -ENOMEM;
     json_decref(answer);
     if (r != 0) {
         refuse(c, req, OC_ERR_UNAVAILABLE, "out of memory");
@@ -663,15 +666,9 @@ static void settle_proof_common(SettleCtx *ctx, const SettleRequest *req, int vi
                "only accepted settlement providers may send transfer webhooks");
         return;
     }
-    JsonReadError jerr;
-    json_t *root = NULL;
-    int r = json_read_strict(req->body, req->body_len, JSON_READ_OBJECT, &root, &jerr);
-    if (r != 0) {
-        char why[sizeof(c->message)];
-        describe_json_error(&jerr, r, why, sizeof(why));
-        refuse(c, req, OC_ERR_BAD_REQUEST, "%s", why);
+    json_t *root = read_body_or_refuse(c, req);
+    if (!root)
         return;
-    }
     const char *body_txid = NULL;
     if (via_settle) {
         const json_t *t = json_object_get(root, "txid");
