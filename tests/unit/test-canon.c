@@ -3,6 +3,7 @@
  * refusals of values built in code, and an allocation-failure loop over reader and writer.
  * Usage: test-canon <path to tests/vectors/opencharge-vectors.json> */
 #include "testlib.h"
+#include "vectorlib.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,8 +19,9 @@
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-/* A string member of a vector, or NULL (with a failed check) when it is missing. */
-static const char *vstr(const json_t *obj, const char *key, size_t *len, const char *what)
+/* A string member of a vector, or NULL (with a failed check) when it is missing. Unlike
+ * vectorlib.h's vstr, which bails out, every call here is a TAP point. */
+static const char *vstr_checked(const json_t *obj, const char *key, size_t *len, const char *what)
 {
     const json_t *s = json_object_get(obj, key);
     CHECK(json_is_string(s), "%s: vector has string \"%s\"", what, key);
@@ -97,9 +99,9 @@ static void test_canonical_json_vectors(const json_t *vectors)
         char what[64];
         snprintf(what, sizeof(what), "canonical_json[%zu]", i);
         size_t in_len, strict_len, legacy_len;
-        const char *in = vstr(vec, "input", &in_len, what);
-        const char *strict = vstr(vec, "strict", &strict_len, what);
-        const char *legacy = vstr(vec, "legacy_allowlist", &legacy_len, what);
+        const char *in = vstr_checked(vec, "input", &in_len, what);
+        const char *strict = vstr_checked(vec, "strict", &strict_len, what);
+        const char *legacy = vstr_checked(vec, "legacy_allowlist", &legacy_len, what);
         json_t *v = in ? read_input(in, in_len, what) : NULL;
         if (!v || !strict || !legacy) {
             json_decref(v);
@@ -116,11 +118,11 @@ static void test_canonical_json_vectors(const json_t *vectors)
 static void check_signed_object(const json_t *vec, const char *input_field, const char *what)
 {
     size_t in_len, strict_len, legacy_len;
-    const char *in = vstr(vec, input_field, &in_len, what);
-    const char *strict = vstr(vec, "strict_canonical", &strict_len, what);
+    const char *in = vstr_checked(vec, input_field, &in_len, what);
+    const char *strict = vstr_checked(vec, "strict_canonical", &strict_len, what);
     const char *legacy = NULL;
     if (json_object_get(vec, "legacy_canonical"))
-        legacy = vstr(vec, "legacy_canonical", &legacy_len, what);
+        legacy = vstr_checked(vec, "legacy_canonical", &legacy_len, what);
     json_t *v = in ? read_input(in, in_len, what) : NULL;
     if (!v)
         return;
@@ -129,9 +131,9 @@ static void check_signed_object(const json_t *vec, const char *input_field, cons
     if (legacy)
         check_canon(v, CANON_LEGACY, legacy, legacy_len, what);
     if (json_object_get(vec, "strict_sha256"))
-        check_sha(v, CANON_STRICT, vstr(vec, "strict_sha256", NULL, what), what);
+        check_sha(v, CANON_STRICT, vstr_checked(vec, "strict_sha256", NULL, what), what);
     if (json_object_get(vec, "legacy_sha256"))
-        check_sha(v, CANON_LEGACY, vstr(vec, "legacy_sha256", NULL, what), what);
+        check_sha(v, CANON_LEGACY, vstr_checked(vec, "legacy_sha256", NULL, what), what);
     json_decref(v);
 }
 
@@ -156,8 +158,8 @@ static void test_signed_vectors(const json_t *vectors)
         char what[64];
         snprintf(what, sizeof(what), "array_index_keys.accepted_not_index[%zu]", i);
         size_t in_len, strict_len;
-        const char *in = vstr(vec, "input", &in_len, what);
-        const char *strict = vstr(vec, "strict", &strict_len, what);
+        const char *in = vstr_checked(vec, "input", &in_len, what);
+        const char *strict = vstr_checked(vec, "strict", &strict_len, what);
         json_t *v = in ? read_input(in, in_len, what) : NULL;
         if (v && strict)
             check_canon(v, CANON_STRICT, strict, strict_len, what);
@@ -516,18 +518,18 @@ static void test_alloc_failures(const json_t *vectors)
     /* The proof with nesting, escapes, astral characters and keys legacy drops. */
     const json_t *vec = json_array_get(json_object_get(vectors, "proofs"), 2);
     size_t in_len, strict_len, legacy_len;
-    const char *in = vstr(vec, "proof_json", &in_len, "alloc loop");
-    const char *strict = vstr(vec, "strict_canonical", &strict_len, "alloc loop");
-    const char *legacy = vstr(vec, "legacy_canonical", &legacy_len, "alloc loop");
+    const char *in = vstr_checked(vec, "proof_json", &in_len, "alloc loop");
+    const char *strict = vstr_checked(vec, "strict_canonical", &strict_len, "alloc loop");
+    const char *legacy = vstr_checked(vec, "legacy_canonical", &legacy_len, "alloc loop");
     if (in && strict && legacy)
         check_alloc_failures(in, in_len, strict, strict_len, legacy, legacy_len,
                              "alloc loop proofs[2]");
 
     /* Arrays inside objects inside arrays, and key order beyond ASCII. */
     vec = json_array_get(json_object_get(vectors, "canonical_json"), 0);
-    in = vstr(vec, "input", &in_len, "alloc loop");
-    strict = vstr(vec, "strict", &strict_len, "alloc loop");
-    legacy = vstr(vec, "legacy_allowlist", &legacy_len, "alloc loop");
+    in = vstr_checked(vec, "input", &in_len, "alloc loop");
+    strict = vstr_checked(vec, "strict", &strict_len, "alloc loop");
+    legacy = vstr_checked(vec, "legacy_allowlist", &legacy_len, "alloc loop");
     if (in && strict && legacy)
         check_alloc_failures(in, in_len, strict, strict_len, legacy, legacy_len,
                              "alloc loop canonical_json[0]");
@@ -535,16 +537,7 @@ static void test_alloc_failures(const json_t *vectors)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        printf("Bail out! usage: test-canon <opencharge-vectors.json>\n");
-        return 1;
-    }
-    json_error_t jerr;
-    json_t *vectors = json_load_file(argv[1], JSON_ALLOW_NUL, &jerr);
-    if (!vectors) {
-        printf("Bail out! cannot load %s: %s (line %d)\n", argv[1], jerr.text, jerr.line);
-        return 1;
-    }
+    json_t *vectors = vectors_load(argc, argv, JSON_ALLOW_NUL);
     test_canonical_json_vectors(vectors);
     test_signed_vectors(vectors);
     test_key_cmp();

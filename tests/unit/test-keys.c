@@ -3,6 +3,7 @@
  * files (modes, links, content, creation). argv[1] is the vectors file. Private keys are
  * compared with memcmp and never printed, even when a check fails. */
 #include "testlib.h"
+#include "vectorlib.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,49 +42,10 @@ static json_t *vectors;
 
 /* --- helpers ------------------------------------------------------------------------ */
 
-static void bail(const char *what, const char *detail)
-{
-    printf("Bail out! %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    exit(1);
-}
-
-static json_t *vget(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        bail("vectors: missing member", key);
-    return v;
-}
-
-static const char *vstr(json_t *obj, const char *key)
-{
-    const char *s = json_string_value(vget(obj, key));
-    if (!s)
-        bail("vectors: member is not a string", key);
-    return s;
-}
-
-static size_t vlen(json_t *obj, const char *key)
-{
-    return json_string_length(vget(obj, key));
-}
-
-static json_t *vkey(const char *label)
-{
-    size_t i;
-    json_t *k;
-    json_array_foreach(vget(vectors, "keys"), i, k) {
-        if (strcmp(vstr(k, "label"), label) == 0)
-            return k;
-    }
-    bail("vectors: no key with label", label);
-    return NULL;
-}
-
 static PrivateKey vector_private(const char *label)
 {
     PrivateKey key;
-    const char *hex = vstr(vkey(label), "private_key");
+    const char *hex = vstr(vector_key(vectors, label), "private_key", NULL);
     if (key_parse_private(hex, strlen(hex), &key) != 0)
         bail("vector private key does not parse", label);
     return key;
@@ -92,7 +54,7 @@ static PrivateKey vector_private(const char *label)
 static PublicKey vector_public(const char *label)
 {
     PublicKey pk;
-    const char *hex = vstr(vkey(label), "public_key");
+    const char *hex = vstr(vector_key(vectors, label), "public_key", NULL);
     if (key_parse_public(hex, strlen(hex), &pk) != 0)
         bail("vector public key does not parse", label);
     return pk;
@@ -211,7 +173,7 @@ static void *ctx_thread_main(void *arg)
 /* Must run before anything else touches keys.c. */
 static void test_context_threads(void)
 {
-    const char *hex = vstr(vkey("provider"), "private_key");
+    const char *hex = vstr(vector_key(vectors, "provider"), "private_key", NULL);
     CtxThread t[CTX_THREADS];
     int started = 0, failures = 0, same_ctx = 1;
 
@@ -255,15 +217,20 @@ static void test_sha256(void)
 
     size_t i;
     json_t *p;
-    json_array_foreach(vget(vectors, "proofs"), i, p) {
-        sha256_hex(vstr(p, "strict_canonical"), vlen(p, "strict_canonical"), hex);
-        CHECK_STR(hex, vstr(p, "strict_sha256"), "sha256: proofs[%zu].strict_sha256", i);
-        sha256_hex(vstr(p, "legacy_canonical"), vlen(p, "legacy_canonical"), hex);
-        CHECK_STR(hex, vstr(p, "legacy_sha256"), "sha256: proofs[%zu].legacy_sha256", i);
+    size_t len;
+    const char *text;
+    json_array_foreach(varr(vectors, "proofs"), i, p) {
+        text = vstr(p, "strict_canonical", &len);
+        sha256_hex(text, len, hex);
+        CHECK_STR(hex, vstr(p, "strict_sha256", NULL), "sha256: proofs[%zu].strict_sha256", i);
+        text = vstr(p, "legacy_canonical", &len);
+        sha256_hex(text, len, hex);
+        CHECK_STR(hex, vstr(p, "legacy_sha256", NULL), "sha256: proofs[%zu].legacy_sha256", i);
     }
-    json_array_foreach(vget(vectors, "requests"), i, p) {
-        sha256_hex(vstr(p, "body"), vlen(p, "body"), hex);
-        CHECK_STR(hex, vstr(p, "body_sha256"), "sha256: requests[%zu].body_sha256", i);
+    json_array_foreach(varr(vectors, "requests"), i, p) {
+        text = vstr(p, "body", &len);
+        sha256_hex(text, len, hex);
+        CHECK_STR(hex, vstr(p, "body_sha256", NULL), "sha256: requests[%zu].body_sha256", i);
     }
 }
 
@@ -273,13 +240,14 @@ static void test_vector_keys(void)
 {
     size_t i;
     json_t *k;
-    json_array_foreach(vget(vectors, "keys"), i, k) {
-        const char *label = vstr(k, "label");
-        const char *want = vstr(k, "public_key");
+    json_array_foreach(varr(vectors, "keys"), i, k) {
+        const char *label = vstr(k, "label", NULL);
+        const char *want = vstr(k, "public_key", NULL);
         char got[KEY_PUBLIC_HEX_LEN + 1];
         PrivateKey priv;
 
-        const char *priv_forms[] = { vstr(k, "private_key"), upper(vstr(k, "private_key")) };
+        const char *priv_forms[] = { vstr(k, "private_key", NULL),
+                                     upper(vstr(k, "private_key", NULL)) };
         for (size_t f = 0; f < OC_ARRAY_LEN(priv_forms); f++) {
             int r = key_parse_private(priv_forms[f], strlen(priv_forms[f]), &priv);
             CHECK_INT(r, 0, "keys[%s]: private key parses (%s)", label,
@@ -297,7 +265,8 @@ static void test_vector_keys(void)
         const char *names[] = { "public_key", "public_key_04", "public_key_compressed" };
         for (size_t n = 0; n < OC_ARRAY_LEN(names); n++) {
             for (int up = 0; up < 2; up++) {
-                const char *text = up ? upper(vstr(k, names[n])) : vstr(k, names[n]);
+                const char *text =
+                    up ? upper(vstr(k, names[n], NULL)) : vstr(k, names[n], NULL);
                 PublicKey pk;
                 int r = key_parse_public(text, strlen(text), &pk);
                 CHECK_INT(r, 0, "keys[%s]: %s parses (%s)", label, names[n],
@@ -316,8 +285,8 @@ static void test_vector_keys(void)
 
 static void test_bad_public_keys(void)
 {
-    const char *pub = vstr(vkey("provider"), "public_key");      /* 128 hex */
-    const char *cmp = vstr(vkey("provider"), "public_key_compressed");
+    const char *pub = vstr(vector_key(vectors, "provider"), "public_key", NULL); /* 128 hex */
+    const char *cmp = vstr(vector_key(vectors, "provider"), "public_key_compressed", NULL);
     char b[KEY_PUBLIC_HEX_LEN + 1];
     struct {
         char text[140];
@@ -386,7 +355,7 @@ static void test_bad_public_keys(void)
 
 static void test_bad_private_keys(void)
 {
-    const char *good = vstr(vkey("provider"), "private_key");
+    const char *good = vstr(vector_key(vectors, "provider"), "private_key", NULL);
     char b[80];
     struct {
         const char *text;
@@ -477,7 +446,7 @@ typedef struct SignVec {
 static size_t sign_vectors(SignVec *out, size_t cap)
 {
     size_t n = 0, i;
-    json_t *v;
+    const json_t *v;
 
 #define SV(signer_, obj_, msg_key_, sig_key_, ...)                                          \
     do {                                                                                    \
@@ -485,25 +454,26 @@ static size_t sign_vectors(SignVec *out, size_t cap)
             bail("too many signature vectors", NULL);                                       \
         snprintf(out[n].name, sizeof(out[n].name), __VA_ARGS__);                            \
         out[n].signer = (signer_);                                                          \
-        out[n].msg = vstr((obj_), (msg_key_));                                              \
-        out[n].msg_len = vlen((obj_), (msg_key_));                                          \
-        out[n].sig = vstr((obj_), (sig_key_));                                              \
+        out[n].msg = vstr((obj_), (msg_key_), &out[n].msg_len);                             \
+        out[n].sig = vstr((obj_), (sig_key_), NULL);                                        \
         n++;                                                                                \
     } while (0)
 
-    json_array_foreach(vget(vectors, "proofs"), i, v) {
-        SV(vstr(v, "signer"), v, "strict_canonical", "strict_signature", "proofs[%zu] strict", i);
-        SV(vstr(v, "signer"), v, "legacy_canonical", "legacy_signature", "proofs[%zu] legacy", i);
+    json_array_foreach(varr(vectors, "proofs"), i, v) {
+        SV(vstr(v, "signer", NULL), v, "strict_canonical", "strict_signature",
+           "proofs[%zu] strict", i);
+        SV(vstr(v, "signer", NULL), v, "legacy_canonical", "legacy_signature",
+           "proofs[%zu] legacy", i);
     }
-    v = vget(vectors, "gateway_proof");
-    SV(vstr(v, "signer"), v, "strict_canonical", "strict_signature", "gateway_proof strict");
-    SV(vstr(v, "signer"), v, "legacy_canonical", "legacy_signature", "gateway_proof legacy");
-    v = vget(vectors, "metadata_config");
-    SV(vstr(v, "signer"), v, "strict_canonical", "signature", "metadata_config");
-    json_array_foreach(vget(vectors, "requests"), i, v)
-        SV(vstr(v, "signer"), v, "string_to_sign", "signature", "requests[%zu]", i);
-    json_array_foreach(vget(vectors, "responses"), i, v)
-        SV(vstr(v, "signer"), v, "string_to_sign", "signature", "responses[%zu]", i);
+    v = vobj(vectors, "gateway_proof");
+    SV(vstr(v, "signer", NULL), v, "strict_canonical", "strict_signature", "gateway_proof strict");
+    SV(vstr(v, "signer", NULL), v, "legacy_canonical", "legacy_signature", "gateway_proof legacy");
+    v = vobj(vectors, "metadata_config");
+    SV(vstr(v, "signer", NULL), v, "strict_canonical", "signature", "metadata_config");
+    json_array_foreach(varr(vectors, "requests"), i, v)
+        SV(vstr(v, "signer", NULL), v, "string_to_sign", "signature", "requests[%zu]", i);
+    json_array_foreach(varr(vectors, "responses"), i, v)
+        SV(vstr(v, "signer", NULL), v, "string_to_sign", "signature", "responses[%zu]", i);
 #undef SV
     return n;
 }
@@ -567,12 +537,12 @@ static void test_vector_signatures(void)
  * strict canonical text of proofs[0] with the same edit the case made to proof_json. */
 static void test_negative(void)
 {
-    json_t *p0 = json_array_get(vget(vectors, "proofs"), 0);
+    json_t *p0 = json_array_get(varr(vectors, "proofs"), 0);
     if (!p0)
         bail("vectors: proofs[0] missing", NULL);
-    const char *canon = vstr(p0, "strict_canonical");
-    const char *orig_json = vstr(p0, "proof_json");
-    PublicKey pub = vector_public(vstr(p0, "signer"));
+    const char *canon = vstr(p0, "strict_canonical", NULL);
+    const char *orig_json = vstr(p0, "proof_json", NULL);
+    PublicKey pub = vector_public(vstr(p0, "signer", NULL));
 
     struct {
         const char *name_prefix;
@@ -588,8 +558,8 @@ static void test_negative(void)
     };
     size_t seen = 0, i;
     json_t *v;
-    json_array_foreach(vget(vectors, "negative"), i, v) {
-        const char *name = vstr(v, "name");
+    json_array_foreach(varr(vectors, "negative"), i, v) {
+        const char *name = vstr(v, "name", NULL);
         size_t e;
         for (e = 0; e < OC_ARRAY_LEN(expect); e++)
             if (strncmp(name, expect[e].name_prefix, strlen(expect[e].name_prefix)) == 0)
@@ -605,19 +575,20 @@ static void test_negative(void)
         char *msg;
         if (expect[e].from) {
             char *edited = replace_once(orig_json, expect[e].from, expect[e].to);
-            CHECK_STR(vstr(v, "proof_json"), edited, "negative \"%s\": proof_json is proofs[0] "
+            CHECK_STR(vstr(v, "proof_json", NULL), edited,
+                      "negative \"%s\": proof_json is proofs[0] "
                       "with the expected edit", name);
             free(edited);
             msg = replace_once(canon, expect[e].from, expect[e].to);
         } else {
-            CHECK_STR(vstr(v, "proof_json"), orig_json, "negative \"%s\": proof_json is "
+            CHECK_STR(vstr(v, "proof_json", NULL), orig_json, "negative \"%s\": proof_json is "
                       "proofs[0]", name);
             msg = strdup(canon);
         }
         if (!msg)
             bail("out of memory", NULL);
 
-        const char *sig = vstr(v, "signature");
+        const char *sig = vstr(v, "signature", NULL);
         int r = sig_verify(&pub, msg, strlen(msg), sig, strlen(sig));
         CHECK_INT(r, expect[e].want, "negative \"%s\": refused with %s", name,
                   expect[e].want == SIG_E_FORMAT ? "SIG_E_FORMAT" : "SIG_E_MISMATCH");
@@ -627,7 +598,7 @@ static void test_negative(void)
          * legacy-only proofs from anyone but the issuer. */
         json_t *legacy = json_object_get(v, "legacy_signature_of_original");
         if (legacy) {
-            const char *lc = vstr(p0, "legacy_canonical");
+            const char *lc = vstr(p0, "legacy_canonical", NULL);
             CHECK_INT(sig_verify(&pub, lc, strlen(lc), json_string_value(legacy),
                                  json_string_length(legacy)),
                       0, "negative \"%s\": legacy signature still verifies (the legacy hole)",
@@ -648,14 +619,15 @@ static bool sig_is_low_s(const char *sig_hex)
 
 static void test_high_s(void)
 {
-    json_t *hs = vget(vectors, "high_s_variant");
-    json_t *p0 = json_array_get(vget(vectors, "proofs"), 0);
-    const char *canon = vstr(p0, "strict_canonical");
-    const char *low = vstr(p0, "strict_signature");
-    const char *high = vstr(hs, "signature");
-    PublicKey pub = vector_public(vstr(p0, "signer"));
+    const json_t *hs = vobj(vectors, "high_s_variant");
+    json_t *p0 = json_array_get(varr(vectors, "proofs"), 0);
+    const char *canon = vstr(p0, "strict_canonical", NULL);
+    const char *low = vstr(p0, "strict_signature", NULL);
+    const char *high = vstr(hs, "signature", NULL);
+    PublicKey pub = vector_public(vstr(p0, "signer", NULL));
 
-    CHECK_STR(vstr(hs, "proof_json"), vstr(p0, "proof_json"), "high-S: same proof as proofs[0]");
+    CHECK_STR(vstr(hs, "proof_json", NULL), vstr(p0, "proof_json", NULL),
+              "high-S: same proof as proofs[0]");
     CHECK(!sig_is_low_s(high), "high-S: the vector really is high-S");
     CHECK(sig_is_low_s(low), "high-S: proofs[0].strict_signature is low-S");
     CHECK(strncmp(high, low, 64) == 0, "high-S: same r as proofs[0].strict_signature");
@@ -679,11 +651,11 @@ static void test_high_s(void)
 /* Signature forms refused before any curve arithmetic, and the edges of r and s. */
 static void test_signature_forms(void)
 {
-    json_t *p0 = json_array_get(vget(vectors, "proofs"), 0);
-    const char *msg = vstr(p0, "strict_canonical");
-    const char *good = vstr(p0, "strict_signature");
+    json_t *p0 = json_array_get(varr(vectors, "proofs"), 0);
+    const char *msg = vstr(p0, "strict_canonical", NULL);
+    const char *good = vstr(p0, "strict_signature", NULL);
     size_t mlen = strlen(msg);
-    PublicKey pub = vector_public(vstr(p0, "signer"));
+    PublicKey pub = vector_public(vstr(p0, "signer", NULL));
     char b[200];
 
     static const char *ok_v[] = { "1b", "1B" };
@@ -900,7 +872,7 @@ static void check_load(const char *path, int want, const char *what)
 
 static void test_key_files(void)
 {
-    const char *hex = vstr(vkey("provider"), "private_key");
+    const char *hex = vstr(vector_key(vectors, "provider"), "private_key", NULL);
     char text[300];
 
     const char *base = getenv("TMPDIR");
@@ -1065,16 +1037,7 @@ static void test_key_files(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        printf("Bail out! usage: %s opencharge-vectors.json\n", argv[0]);
-        return 1;
-    }
-    json_error_t err;
-    vectors = json_load_file(argv[1], 0, &err);
-    if (!vectors) {
-        printf("Bail out! %s:%d: %s\n", argv[1], err.line, err.text);
-        return 1;
-    }
+    vectors = vectors_load(argc, argv, 0);
 
     /* Reproducible: OCGATE_TEST_SEED=<n> repeats a run. */
     const char *seed_env = getenv("OCGATE_TEST_SEED");

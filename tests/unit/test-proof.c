@@ -4,6 +4,7 @@
  * an envelope, which must either succeed exactly or report -ENOMEM and leak nothing.
  * argv[1] is the path of tests/vectors/opencharge-vectors.json. */
 #include "testlib.h"
+#include "vectorlib.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -152,29 +153,6 @@ static void expect_envelope(const char *what, json_t *env, int code, const char 
             report_err(r, &err);
     }
     json_decref(env);
-}
-
-static const char *vstr(const json_t *obj, const char *key, size_t *len)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v)) {
-        printf("Bail out! vectors: \"%s\" missing or not a string\n", key);
-        exit(1);
-    }
-    if (len)
-        *len = json_string_length(v);
-    return json_string_value(v);
-}
-
-static const json_t *vector_key(const json_t *vectors, const char *label)
-{
-    size_t i;
-    const json_t *k;
-    json_array_foreach(json_object_get(vectors, "keys"), i, k)
-        if (strcmp(vstr(k, "label", NULL), label) == 0)
-            return k;
-    printf("Bail out! vectors: no key labelled %s\n", label);
-    exit(1);
 }
 
 static bool same_bytes(const char *a, size_t a_len, const char *b, size_t b_len)
@@ -666,16 +644,7 @@ static void test_alloc_failures(const json_t *vectors)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        printf("Bail out! usage: test-proof <opencharge-vectors.json>\n");
-        return 1;
-    }
-    json_error_t jerr;
-    json_t *vectors = json_load_file(argv[1], JSON_REJECT_DUPLICATES, &jerr);
-    if (!vectors) {
-        printf("Bail out! %s:%d: %s\n", argv[1], jerr.line, jerr.text);
-        return 1;
-    }
+    json_t *vectors = vectors_load(argc, argv, JSON_REJECT_DUPLICATES);
 
     test_vector_proofs(vectors);
     test_refusals();

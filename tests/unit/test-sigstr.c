@@ -3,6 +3,7 @@
  * embedded NULs count), newline injection refused, and allocation failure reported as
  * -ENOMEM without a leak. argv[1] is the vectors file. */
 #include "testlib.h"
+#include "vectorlib.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,28 +29,6 @@ typedef struct Text {
 } Text;
 
 #define T(lit) { (lit), sizeof(lit) - 1 }
-
-static void bail(const char *what, const char *detail)
-{
-    printf("Bail out! %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    exit(1);
-}
-
-static json_t *vget(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        bail("vectors: missing member", key);
-    return v;
-}
-
-static const char *vstr(json_t *obj, const char *key)
-{
-    const char *s = json_string_value(vget(obj, key));
-    if (!s)
-        bail("vectors: member is not a string", key);
-    return s;
-}
 
 /* Printable form for a TAP description: raw control bytes would break the TAP line. */
 static const char *printable(const char *s, size_t len)
@@ -111,13 +90,12 @@ static void test_vector_requests(void)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(vget(vectors, "requests"), i, v) {
-        const char *ocid = vstr(v, "ocid"), *ts = vstr(v, "timestamp"),
-                   *nonce = vstr(v, "nonce"), *sig = vstr(v, "signature");
-        const char *body = vstr(v, "body");
-        size_t body_len = json_string_length(vget(v, "body"));
-        const char *want = vstr(v, "string_to_sign");
-        size_t want_len = json_string_length(vget(v, "string_to_sign"));
+    json_array_foreach(varr(vectors, "requests"), i, v) {
+        const char *ocid = vstr(v, "ocid", NULL), *ts = vstr(v, "timestamp", NULL),
+                   *nonce = vstr(v, "nonce", NULL), *sig = vstr(v, "signature", NULL);
+        size_t body_len, want_len;
+        const char *body = vstr(v, "body", &body_len);
+        const char *want = vstr(v, "string_to_sign", &want_len);
         SigHeaders h;
 
         int r = sigstr_parse_headers(ocid, strlen(ocid), ts, strlen(ts), nonce, strlen(nonce),
@@ -134,12 +112,12 @@ static void test_vector_requests(void)
 
         char *out = NULL;
         size_t out_len = 0;
-        r = sigstr_request(&h, vstr(v, "method"), vstr(v, "path"), body, body_len, &out,
-                           &out_len);
+        r = sigstr_request(&h, vstr(v, "method", NULL), vstr(v, "path", NULL), body, body_len,
+                           &out, &out_len);
         CHECK_INT(r, 0, "requests[%zu]: sigstr_request", i);
         CHECK_BYTES(out, out_len, want, want_len, "requests[%zu]: string_to_sign exactly", i);
         CHECK(out && out[out_len] == '\0', "requests[%zu]: NUL-terminated", i);
-        const char *hash = vstr(v, "body_sha256");
+        const char *hash = vstr(v, "body_sha256", NULL);
         CHECK(out && out_len >= 64 && memcmp(out + out_len - 64, hash, 64) == 0,
               "requests[%zu]: last line is body_sha256", i);
         oc_free(out);
@@ -150,18 +128,18 @@ static void test_vector_responses(void)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(vget(vectors, "responses"), i, v) {
+    json_array_foreach(varr(vectors, "responses"), i, v) {
         int64_t ocid = 0, ts = 0;
-        const char *ocid_text = vstr(v, "ocid"), *ts_text = vstr(v, "timestamp");
+        const char *ocid_text = vstr(v, "ocid", NULL), *ts_text = vstr(v, "timestamp", NULL);
         CHECK(sigstr_parse_decimal(ocid_text, strlen(ocid_text), 16, &ocid) == 0 &&
                   sigstr_parse_decimal(ts_text, strlen(ts_text), 12, &ts) == 0,
               "responses[%zu]: ocid and timestamp parse", i);
-        json_t *status = vget(v, "status");
+        json_t *status = json_object_get(v, "status");
         if (!json_is_integer(status))
             bail("vectors: responses[].status is not an integer", NULL);
-        const char *body = vstr(v, "body");
-        size_t body_len = json_string_length(vget(v, "body"));
-        const char *want = vstr(v, "string_to_sign");
+        size_t body_len;
+        const char *body = vstr(v, "body", &body_len);
+        const char *want = vstr(v, "string_to_sign", NULL);
 
         char *out = NULL;
         size_t out_len = 0;
@@ -601,16 +579,7 @@ static void test_alloc_failure(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        printf("Bail out! usage: %s opencharge-vectors.json\n", argv[0]);
-        return 1;
-    }
-    json_error_t err;
-    vectors = json_load_file(argv[1], 0, &err);
-    if (!vectors) {
-        printf("Bail out! %s:%d: %s\n", argv[1], err.line, err.text);
-        return 1;
-    }
+    vectors = vectors_load(argc, argv, 0);
 
     test_vector_requests();
     test_vector_responses();

@@ -4,6 +4,7 @@
  * signatures must equal the vectors' byte for byte (RFC 6979 is deterministic), and the
  * vectors' signatures must verify, each only in its own canonical form. argv[1] = the file. */
 #include "testlib.h"
+#include "vectorlib.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -29,50 +30,6 @@ typedef struct VecKey {
 } VecKey;
 
 /* ---- harness helpers -------------------------------------------------------------------- */
-
-static const char *vstr(const json_t *obj, const char *key, size_t *len)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v)) {
-        printf("Bail out! vectors: \"%s\" missing or not a string\n", key);
-        exit(1);
-    }
-    if (len)
-        *len = json_string_length(v);
-    return json_string_value(v);
-}
-
-static const json_t *varr(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!json_is_array(v)) {
-        printf("Bail out! vectors: \"%s\" missing or not an array\n", key);
-        exit(1);
-    }
-    return v;
-}
-
-static const json_t *vobj(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!json_is_object(v)) {
-        printf("Bail out! vectors: \"%s\" missing or not an object\n", key);
-        exit(1);
-    }
-    return v;
-}
-
-/* The entry of keys[] with this label. */
-static const json_t *vector_key(const json_t *vectors, const char *label)
-{
-    size_t i;
-    const json_t *k;
-    json_array_foreach(varr(vectors, "keys"), i, k)
-        if (strcmp(vstr(k, "label", NULL), label) == 0)
-            return k;
-    printf("Bail out! vectors: no key labelled \"%s\"\n", label);
-    exit(1);
-}
 
 /* Loads the private and public key of a label; the private key's own public key must be the
  * published one, or every signature comparison below would be meaningless. */
@@ -574,16 +531,7 @@ static void test_metadata_config(const json_t *vectors)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        printf("Bail out! usage: test-vectors <opencharge-vectors.json>\n");
-        return 1;
-    }
-    json_error_t jerr;
-    json_t *vectors = json_load_file(argv[1], JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(vectors)) {
-        printf("Bail out! %s:%d: %s\n", argv[1], jerr.line, jerr.text);
-        return 1;
-    }
+    json_t *vectors = vectors_load(argc, argv, JSON_REJECT_DUPLICATES);
 
     test_keys(vectors);
     test_canonical_json(vectors);
