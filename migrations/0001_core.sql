@@ -88,7 +88,7 @@ CREATE TABLE proofs (
     amount          numeric(36, 18) NOT NULL,
     amount_text     text NOT NULL,
     currency        text NOT NULL,
-    proof_json      text NOT NULL,    -- canonical text in the form that verified
+    proof_json      text NOT NULL,    -- strict canonical text; canonical_form says which form verified
     signature       text NOT NULL,
     canonical_form  text NOT NULL CHECK (canonical_form IN ('strict', 'legacy')),
     received_via    text NOT NULL CHECK (received_via IN ('webhook', 'settle')),

@@ -726,7 +726,7 @@ static void settle_proof_common(SettleCtx *ctx, const SettleRequest *req, int vi
 
     char *proof_canon = NULL, *from_canon = NULL;
     size_t canon_len;
-    if (!refusal && (canon_write(proof.json, c->form, &proof_canon, &canon_len) != 0 ||
+    if (!refusal && (canon_write(proof.json, CANON_STRICT, &proof_canon, &canon_len) != 0 ||
                      canon_write(proof.from, CANON_STRICT, &from_canon, &canon_len) != 0)) {
         oc_free(proof_canon);
         refuse(c, req, OC_ERR_UNAVAILABLE, "out of memory");
