@@ -1,7 +1,8 @@
 /* `ocgate serve [--config FILE]`: the daemon. Loads and checks everything that can be checked
  * before accepting a request — configuration, the gateway key, the schema version, the
- * participants — then serves until SIGTERM/SIGINT and drains. Start-up may block (files, one
- * synchronous database connection); nothing after http_server_run does. */
+ * participants (cli_startup, shared with `ocgate worker`) — then serves until SIGTERM/SIGINT
+ * and drains. Start-up may block (files, one synchronous database connection); nothing after
+ * http_server_run does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/startup.h"
 #include "conf/conf.h"
 #include "directory/directory.h"
 #include "http/server.h"
@@ -22,7 +24,6 @@
 #include "proto/keys.h"
 #include "store/migrate.h"
 
-#define SERVE_PASSWORD_MAX 1024
 #define SERVE_DIRECTORY_POLL_MS 500
 
 static void serve_usage(FILE *out)
@@ -105,6 +106,98 @@ static PGconn *connect_sync(const Config *cfg, const char *password)
     return PQconnectdbParams(keys, values, 1);
 }
 
+int cli_startup(const char *prog, const char *config_path, CliStartup *st)
+{
+    char err[1024];
+    PGconn *conn = NULL;
+    int status = -1;
+    memset(st, 0, sizeof(*st));
+    if (!config_path) {
+        const char *env = getenv("OCGATE_CONFIG");
+        config_path = env && *env ? env : NULL;
+    }
+
+    int r = conf_load(config_path, environ, &st->cfg, err, sizeof(err));
+    if (r != 0) {
+        fprintf(stderr, "%s: %s\n", prog, r == -ENOMEM ? "out of memory" : err);
+        return -1;
+    }
+    st->have_cfg = true;
+    const Config *cfg = &st->cfg;
+    if (log_set_level(cfg->log_level) != 0) {
+        fprintf(stderr, "%s: log_level '%s' is not error, warn, info or debug\n", prog,
+                cfg->log_level);
+        return -1;
+    }
+
+    r = key_load_private_file(cfg->private_key_file, &st->key);
+    if (r != 0) {
+        fprintf(stderr, "%s: cannot use the private key file %s: %s\n", prog,
+                cfg->private_key_file, key_error_text(r));
+        return -1;
+    }
+    st->have_key = true;
+
+    if (cfg->database_password_file) {
+        r = read_password_file(cfg->database_password_file, st->password,
+                               sizeof(st->password));
+        if (r != 0) {
+            fprintf(stderr, "%s: cannot use the database password file %s: %s\n", prog,
+                    cfg->database_password_file,
+                    r == -EACCES ? "it is readable by group or others; refusing it (chmod 600)"
+                    : r == -E2BIG ? "it is too long"
+                                  : strerror(-r));
+            return -1;
+        }
+    }
+
+    conn = connect_sync(cfg, st->password);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "%s: cannot connect to the database: %s", prog, PQerrorMessage(conn));
+        goto out;
+    }
+    r = migrate_check(conn, migrations_embedded, migrations_embedded_count,
+                      &st->schema_version, err, sizeof(err));
+    if (r == MIGRATE_E_BEHIND) {
+        fprintf(stderr, "%s: %s; run `ocgate migrate` first (ocgate refuses to start on a "
+                "schema that is behind)\n", prog, err);
+        goto out;
+    }
+    if (r != 0) {
+        fprintf(stderr, "%s: the database schema does not match this binary: %s\n", prog, err);
+        goto out;
+    }
+    st->dir = directory_new();
+    if (!st->dir) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto out;
+    }
+    r = directory_load_sync(st->dir, conn, err, sizeof(err));
+    if (r != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto out;
+    }
+    status = 0;
+out:
+    PQfinish(conn);
+    return status;
+}
+
+void cli_startup_deinit(CliStartup *st)
+{
+    if (!st)
+        return;
+    directory_free(st->dir);
+    st->dir = NULL;
+    OPENSSL_cleanse(st->password, sizeof(st->password));
+    if (st->have_key)
+        key_private_wipe(&st->key);
+    st->have_key = false;
+    if (st->have_cfg)
+        conf_deinit(&st->cfg);
+    st->have_cfg = false;
+}
+
 int cli_serve(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -132,98 +225,28 @@ int cli_serve(int argc, char **argv)
         serve_usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    if (!config_path) {
-        const char *env = getenv("OCGATE_CONFIG");
-        config_path = env && *env ? env : NULL;
-    }
 
     int status = CLI_EXIT_FAILURE;
     char err[1024];
-    char password[SERVE_PASSWORD_MAX];
-    password[0] = '\0';
-    Config cfg;
-    PrivateKey key;
-    PGconn *conn = NULL;
-    Directory *dir = NULL;
+    CliStartup st;
     HttpServer *srv = NULL;
-    bool have_key = false;
-
-    int r = conf_load(config_path, environ, &cfg, err, sizeof(err));
-    if (r != 0) {
-        fprintf(stderr, "ocgate serve: %s\n", r == -ENOMEM ? "out of memory" : err);
-        return CLI_EXIT_FAILURE;
-    }
-    if (log_set_level(cfg.log_level) != 0) {
-        fprintf(stderr, "ocgate serve: log_level '%s' is not error, warn, info or debug\n",
-                cfg.log_level);
+    if (cli_startup("ocgate serve", config_path, &st) != 0)
         goto out;
-    }
-
-    r = key_load_private_file(cfg.private_key_file, &key);
-    if (r != 0) {
-        fprintf(stderr, "ocgate serve: cannot use the private key file %s: %s\n",
-                cfg.private_key_file, key_error_text(r));
-        goto out;
-    }
-    have_key = true;
-
-    if (cfg.database_password_file) {
-        r = read_password_file(cfg.database_password_file, password, sizeof(password));
-        if (r != 0) {
-            fprintf(stderr, "ocgate serve: cannot use the database password file %s: %s\n",
-                    cfg.database_password_file,
-                    r == -EACCES ? "it is readable by group or others; refusing it (chmod 600)"
-                    : r == -E2BIG ? "it is too long"
-                                  : strerror(-r));
-            goto out;
-        }
-    }
-
-    conn = connect_sync(&cfg, password);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "ocgate serve: cannot connect to the database: %s",
-                PQerrorMessage(conn));
-        goto out;
-    }
-    int applied = 0;
-    r = migrate_check(conn, migrations_embedded, migrations_embedded_count, &applied, err,
-                      sizeof(err));
-    if (r == MIGRATE_E_BEHIND) {
-        fprintf(stderr, "ocgate serve: %s; run `ocgate migrate` first (ocgate refuses to start "
-                "on a schema that is behind)\n", err);
-        goto out;
-    }
-    if (r != 0) {
-        fprintf(stderr, "ocgate serve: the database schema does not match this binary: %s\n",
-                err);
-        goto out;
-    }
-    dir = directory_new();
-    if (!dir) {
-        fprintf(stderr, "ocgate serve: out of memory\n");
-        goto out;
-    }
-    r = directory_load_sync(dir, conn, err, sizeof(err));
-    if (r != 0) {
-        fprintf(stderr, "ocgate serve: %s\n", err);
-        goto out;
-    }
-    PQfinish(conn);
-    conn = NULL;
+    const Config *cfg = &st.cfg;
 
     HttpServerOptions so = {
-        .cfg = &cfg,
-        .gateway_key = &key,
-        .directory = dir,
-        .db_password = password,
+        .cfg = cfg,
+        .gateway_key = &st.key,
+        .directory = st.dir,
+        .db_password = st.password,
     };
-    r = http_server_new(&so, &srv, err, sizeof(err));
-    OPENSSL_cleanse(password, sizeof(password)); /* the server keeps its own copy */
+    int r = http_server_new(&so, &srv, err, sizeof(err));
+    OPENSSL_cleanse(st.password, sizeof(st.password)); /* the server keeps its own copy */
     if (r != 0) {
         fprintf(stderr, "ocgate serve: %s\n", err);
         goto out;
     }
-    r = directory_watch(dir, http_server_loop_base(srv, 0), http_server_loop_pool(srv, 0),
+    r = directory_watch(st.dir, http_server_loop_base(srv, 0), http_server_loop_pool(srv, 0),
                         SERVE_DIRECTORY_POLL_MS);
     if (r != 0) {
         fprintf(stderr, "ocgate serve: cannot watch the participants table: %s\n",
@@ -232,10 +255,11 @@ int cli_serve(int argc, char **argv)
     }
     char address[80], base_path[256];
     http_server_address(srv, address, sizeof(address));
-    log_json_str(cfg.base_path, base_path, sizeof(base_path));
+    log_json_str(cfg->base_path, base_path, sizeof(base_path));
     log_json(LOG_INFO, "listening", "\"address\":\"%s\",\"tls\":%s,\"threads\":%u,"
-             "\"base_path\":%s,\"schema_version\":%d", address,
-             cfg.tls_cert_file ? "true" : "false", cfg.threads, base_path, applied);
+             "\"base_path\":%s,\"schema_version\":%d,\"worker\":%s", address,
+             cfg->tls_cert_file ? "true" : "false", cfg->threads, base_path,
+             st.schema_version, cfg->worker ? "true" : "false");
     r = http_server_run(srv);
     if (r != 0) {
         fprintf(stderr, "ocgate serve: cannot start: %s\n", strerror(-r));
@@ -247,14 +271,9 @@ int cli_serve(int argc, char **argv)
 out:
     /* The directory's timer and pending query belong to loop 0: stop it before the pools
      * go, and free the directory after them. */
-    if (dir)
-        directory_unwatch(dir);
+    if (st.dir)
+        directory_unwatch(st.dir);
     http_server_free(srv);
-    directory_free(dir);
-    PQfinish(conn);
-    OPENSSL_cleanse(password, sizeof(password));
-    if (have_key)
-        key_private_wipe(&key);
-    conf_deinit(&cfg);
+    cli_startup_deinit(&st);
     return status;
 }

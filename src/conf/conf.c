@@ -33,6 +33,8 @@ typedef enum KeyKind {
     KT_LIST,
     KT_ENUM,
     KT_LISTEN,
+    KT_BOOL,
+    KT_DURATIONS,
 } KeyKind;
 
 /* The C type of the Config field a key writes. */
@@ -42,6 +44,8 @@ typedef enum KeyStore {
     ST_INT64,    /* int64_t */
     ST_SIZE,     /* size_t */
     ST_LIST,     /* char *[max] at offset, size_t count at count_offset */
+    ST_BOOL,     /* bool */
+    ST_SECONDS_LIST, /* unsigned [max] at offset, size_t count at count_offset */
 } KeyStore;
 
 /* A value check beyond the kind's own syntax: NULL when fine, else the problem as a phrase
@@ -53,8 +57,10 @@ typedef struct KeyDef {
     KeyKind kind;
     KeyStore store;
     size_t offset;
-    size_t count_offset;         /* ST_LIST only */
-    uint64_t min, max;           /* numbers: inclusive range; lists: max entries */
+    size_t count_offset;         /* ST_LIST and ST_SECONDS_LIST only */
+    uint64_t min, max;           /* numbers: inclusive range; lists: max entries;
+                                    durations: each entry's range (max entries is
+                                    CONF_MAX_SCHEDULE) */
     CheckFn check;               /* strings: extra check; lists: each entry */
     const char *const *choices;  /* KT_ENUM: NULL-terminated */
 } KeyDef;
@@ -75,6 +81,10 @@ static const Unit units_seconds[] = {
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
+/* Spellings of a boolean; anything else is refused rather than guessed. */
+static const char *const bool_true[] = { "true", "yes", "on", "1", NULL };
+static const char *const bool_false[] = { "false", "no", "off", "0", NULL };
+
 static const char *check_name(const char *v);
 static const char *check_base_path(const char *v);
 static const char *check_public_url(const char *v);
@@ -89,6 +99,7 @@ static const char *check_currency(const char *v);
 #define UNS(f) .store = ST_UNSIGNED, .offset = FIELD(f, unsigned)
 #define I64(f) .store = ST_INT64, .offset = FIELD(f, int64_t)
 #define SIZE(f) .store = ST_SIZE, .offset = FIELD(f, size_t)
+#define BOOL(f) .store = ST_BOOL, .offset = FIELD(f, bool)
 
 #define KIND_TEXT_KT_STRING "string"
 #define KIND_TEXT_KT_INTEGER "integer"
@@ -99,6 +110,8 @@ static const char *check_currency(const char *v);
 #define KIND_TEXT_KT_LIST "list"
 #define KIND_TEXT_KT_ENUM "enum"
 #define KIND_TEXT_KT_LISTEN "listen"
+#define KIND_TEXT_KT_BOOL "bool"
+#define KIND_TEXT_KT_DURATIONS "durations"
 
 /* The environment name is spelled out (the preprocessor cannot upper-case); test-conf checks
  * that it is always "OCGATE_" + upper(name), and that a number's doc states the same range
@@ -198,6 +211,66 @@ static const KeyDef keys[] = {
     { KEY(log_level, LOG_LEVEL, KT_ENUM, "info", false,
           "Most verbose log level written: error, warn, info or debug."),
       STR(log_level), .choices = log_levels },
+    /* merchant delivery worker and outbound HTTP */
+    { KEY(worker, WORKER, KT_BOOL, "true", false,
+          "Run the merchant delivery worker inside ocgate serve (true or false); `ocgate "
+          "worker` runs it alone."),
+      BOOL(worker) },
+    { KEY(delivery_schedule, DELIVERY_SCHEDULE, KT_DURATIONS, "5s,5m,30m,2h,5h,10h,10h", false,
+          "Comma-separated delays before each retry of a merchant notification (1 to 32 "
+          "entries, each 1s to 7d); after the last the delivery is dead."),
+      .store = ST_SECONDS_LIST, .offset = offsetof(Config, delivery_schedule_s),
+      .count_offset = FIELD(n_delivery_schedule, size_t), .min = 1, .max = 7 * SECONDS_PER_DAY },
+    { KEY(delivery_jitter_percent, DELIVERY_JITTER_PERCENT, KT_INTEGER, "10", false,
+          "Random spread applied to each retry delay, plus or minus this percentage, 0 to 50."),
+      UNS(delivery_jitter_percent), .min = 0, .max = 50 },
+    { KEY(delivery_timeout_ms, DELIVERY_TIMEOUT_MS, KT_INTEGER, "10000", false,
+          "Deadline in milliseconds for one delivery attempt, connection and answer included, "
+          "100 to 300000."),
+      UNS(delivery_timeout_ms), .min = 100, .max = 300000 },
+    { KEY(delivery_connect_timeout_ms, DELIVERY_CONNECT_TIMEOUT_MS, KT_INTEGER, "5000", false,
+          "Deadline in milliseconds for name resolution, TCP and TLS set-up of an attempt, 100 "
+          "to 300000 and at most delivery_timeout_ms."),
+      UNS(delivery_connect_timeout_ms), .min = 100, .max = 300000 },
+    { KEY(delivery_max_response, DELIVERY_MAX_RESPONSE, KT_BYTES, "64K", false,
+          "Largest merchant answer read, 1K to 16M; a longer one fails the attempt."),
+      SIZE(delivery_max_response), .min = 1024, .max = 16 * 1024 * 1024 },
+    { KEY(delivery_lease, DELIVERY_LEASE, KT_SECONDS, "60", false,
+          "How long a worker holds a claimed delivery before another may take it over, 2s to "
+          "1h and longer than delivery_timeout_ms."),
+      UNS(delivery_lease_s), .min = 2, .max = 3600 },
+    { KEY(delivery_poll_ms, DELIVERY_POLL_MS, KT_INTEGER, "500", false,
+          "Interval in milliseconds at which the worker looks for due deliveries besides being "
+          "woken by its own settlements, 10 to 1000."),
+      UNS(delivery_poll_ms), .min = 10, .max = 1000 },
+    { KEY(delivery_batch, DELIVERY_BATCH, KT_INTEGER, "64", false,
+          "Most deliveries claimed in one database round trip, 1 to 1000."),
+      UNS(delivery_batch), .min = 1, .max = 1000 },
+    { KEY(delivery_concurrency, DELIVERY_CONCURRENCY, KT_INTEGER, "256", false,
+          "Most delivery attempts in flight in one worker, 1 to 10000."),
+      UNS(delivery_concurrency), .min = 1, .max = 10000 },
+    { KEY(delivery_per_merchant, DELIVERY_PER_MERCHANT, KT_INTEGER, "8", false,
+          "Most delivery attempts in flight to one merchant in one worker, 1 to 1000."),
+      UNS(delivery_per_merchant), .min = 1, .max = 1000 },
+    { KEY(delivery_breaker_failures, DELIVERY_BREAKER_FAILURES, KT_INTEGER, "5", false,
+          "Consecutive failed attempts after which a merchant is skipped for "
+          "delivery_breaker_cooldown, 1 to 1000."),
+      UNS(delivery_breaker_failures), .min = 1, .max = 1000 },
+    { KEY(delivery_breaker_cooldown, DELIVERY_BREAKER_COOLDOWN, KT_SECONDS, "30", false,
+          "How long a failing merchant is skipped before one trial attempt is let through, 1s "
+          "to 1h."),
+      UNS(delivery_breaker_cooldown_s), .min = 1, .max = 3600 },
+    { KEY(delivery_ca_file, DELIVERY_CA_FILE, KT_PATH, "", false,
+          "PEM bundle of the certificate authorities trusted for https:// merchant endpoints; "
+          "unset means the system's trust store."),
+      STR(delivery_ca_file) },
+    { KEY(outbound_allow_loopback, OUTBOUND_ALLOW_LOOPBACK, KT_BOOL, "false", false,
+          "Allow merchant endpoints on loopback addresses (127.0.0.0/8, ::1); for tests only."),
+      BOOL(outbound_allow_loopback) },
+    { KEY(outbound_allow_private, OUTBOUND_ALLOW_PRIVATE, KT_BOOL, "false", false,
+          "Allow merchant endpoints on private, link-local and CGNAT addresses (RFC 1918, "
+          "fc00::/7, 169.254.0.0/16, 100.64.0.0/10)."),
+      BOOL(outbound_allow_private) },
 };
 
 #define N_KEYS OC_ARRAY_LEN(keys)
@@ -620,6 +693,57 @@ fail:
     return r;
 }
 
+static bool in_list(const char *const *list, const char *value)
+{
+    for (; *list; list++)
+        if (strcmp(*list, value) == 0)
+            return true;
+    return false;
+}
+
+/* A comma-separated list of 1..CONF_MAX_SCHEDULE durations, each within k's range; repeats
+ * are the point (a schedule of "10h,10h"), so unlike parse_list nothing is refused for
+ * being the same. Returns 0 or CONF_E_INVALID with why (never quoting the value). */
+static int parse_durations(const KeyDef *k, const char *value, unsigned *items, size_t *n_out,
+                           char *why, size_t why_len)
+{
+    char lo[32], hi[32];
+    format_scaled(k->min, units_seconds, "s", lo, sizeof(lo));
+    format_scaled(k->max, units_seconds, "s", hi, sizeof(hi));
+    size_t n = 0;
+    const char *p = value;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && is_blank(*p))
+            p++;
+        const char *stop = end;
+        while (stop > p && is_blank(stop[-1]))
+            stop--;
+        char entry[32];
+        size_t len = (size_t)(stop - p);
+        uint64_t v = 0;
+        bool good = len > 0 && len < sizeof(entry);
+        if (good) {
+            memcpy(entry, p, len);
+            entry[len] = '\0';
+            good = parse_scaled(entry, units_seconds, &v) && v >= k->min && v <= k->max;
+        }
+        if (!good || n == CONF_MAX_SCHEDULE) {
+            snprintf(why, why_len, "must list 1 to %d durations separated by commas, each from "
+                     "%s to %s (seconds, or with an s, m, h or d suffix)", CONF_MAX_SCHEDULE, lo,
+                     hi);
+            return CONF_E_INVALID;
+        }
+        items[n++] = (unsigned)v;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *n_out = n;
+    return 0;
+}
+
 static void range_why(const KeyDef *k, char *why, size_t why_len)
 {
     char lo[32], hi[32];
@@ -705,6 +829,33 @@ static int key_set(const KeyDef *k, Config *cfg, const char *value, bool *has_va
         memcpy(dst, items, n * sizeof(*items));
         *count = n;
         *has_value = n > 0;
+        return 0;
+    }
+    case KT_BOOL: {
+        assert(k->store == ST_BOOL);
+        bool v;
+        if (in_list(bool_true, value))
+            v = true;
+        else if (in_list(bool_false, value))
+            v = false;
+        else {
+            snprintf(why, why_len, "must be true or false (also yes/no, on/off, 1/0)");
+            return CONF_E_INVALID;
+        }
+        *(bool *)field_ptr(cfg, k->offset) = v;
+        *has_value = true;
+        return 0;
+    }
+    case KT_DURATIONS: {
+        assert(k->store == ST_SECONDS_LIST);
+        unsigned items[CONF_MAX_SCHEDULE];
+        size_t n;
+        int r = parse_durations(k, value, items, &n, why, why_len);
+        if (r)
+            return r;
+        memcpy(field_ptr(cfg, k->offset), items, n * sizeof(*items));
+        *(size_t *)field_ptr(cfg, k->count_offset) = n;
+        *has_value = true;
         return 0;
     }
     case KT_ENUM: {
@@ -938,6 +1089,17 @@ static int validate(const LoadState *st, char *err, size_t err_len)
     }
     if (c->payment_lifetime_s > c->max_payment_lifetime_s) {
         set_err(err, err_len, "payment_lifetime must not exceed max_payment_lifetime");
+        return CONF_E_INVALID;
+    }
+    /* A lease shorter than an attempt would let a second worker send the same delivery
+     * while the first is still waiting for the merchant. */
+    if ((uint64_t)c->delivery_lease_s * 1000 <= c->delivery_timeout_ms) {
+        set_err(err, err_len, "delivery_lease must be longer than delivery_timeout_ms");
+        return CONF_E_INVALID;
+    }
+    if (c->delivery_connect_timeout_ms > c->delivery_timeout_ms) {
+        set_err(err, err_len,
+                "delivery_connect_timeout_ms must not exceed delivery_timeout_ms");
         return CONF_E_INVALID;
     }
     return 0;

@@ -12,6 +12,7 @@
 #include "util/macro.h"
 
 #define CONF_MAX_CURRENCIES 32
+#define CONF_MAX_SCHEDULE 32
 
 typedef struct Config {
     /* database */
@@ -43,6 +44,24 @@ typedef struct Config {
     unsigned max_payment_lifetime_s;/* the furthest expiresAt a caller may ask for */
     /* logging */
     char *log_level;                /* error, warn, info, debug */
+    /* merchant delivery worker (deliver/) and outbound HTTP (net/) */
+    bool worker;                    /* run the delivery worker inside serve */
+    unsigned delivery_schedule_s[CONF_MAX_SCHEDULE]; /* delay after attempt i+1 */
+    size_t n_delivery_schedule;     /* 1..CONF_MAX_SCHEDULE; attempts = n + 1 */
+    unsigned delivery_jitter_percent;
+    unsigned delivery_timeout_ms;   /* one attempt, from the call to the last byte */
+    unsigned delivery_connect_timeout_ms;
+    size_t delivery_max_response;   /* bytes of a merchant's answer kept */
+    unsigned delivery_lease_s;      /* a claim's lease; longer than delivery_timeout_ms */
+    unsigned delivery_poll_ms;
+    unsigned delivery_batch;        /* rows per claim */
+    unsigned delivery_concurrency;  /* attempts in flight per worker */
+    unsigned delivery_per_merchant; /* attempts in flight per merchant and worker */
+    unsigned delivery_breaker_failures;
+    unsigned delivery_breaker_cooldown_s;
+    char *delivery_ca_file;         /* NULL = the system's trust store */
+    bool outbound_allow_loopback;
+    bool outbound_allow_private;
 } Config;
 
 typedef enum ConfCode {
@@ -66,7 +85,8 @@ void conf_deinit(Config *cfg);
 typedef struct ConfKeyInfo {
     const char *name;         /* "body_limit" */
     const char *env;          /* "OCGATE_BODY_LIMIT" */
-    const char *type;         /* "string", "integer", "bytes", "seconds", "path", "list", ... */
+    const char *type;         /* "string", "integer", "bytes", "seconds", "path", "list",
+                                 "bool", "durations", ... */
     const char *default_text; /* as it would be written in the file; "" when none */
     bool required;
     const char *doc;          /* one sentence */

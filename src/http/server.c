@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "deliver/deliver.h"
 #include "obs/log.h"
 #include "settle/settle.h"
 #include "util/alloc.h"
@@ -150,6 +151,11 @@ struct HttpServer {
     size_t password_len;
     const char *conn_keys[4];
     const char *conn_values[4];
+    /* The delivery worker (cfg->worker) on loop 0. Every loop wakes it after a settlement
+     * commit; the lock keeps a wake from racing with its free at shutdown. */
+    pthread_mutex_t deliverer_lock;
+    bool deliverer_lock_ready;
+    Deliverer *deliverer;
     /* Process-wide state touched by several threads. */
     atomic_uint connections;
     atomic_uint listeners_closed;
@@ -685,6 +691,31 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
 }
 
+/* ---- the delivery worker ---- */
+
+/* SettleCtx.on_enqueued of every loop: wakes the worker right after a commit that enqueued a
+ * notification (design.md, "wake-ups"). */
+static void wake_deliverer(void *arg)
+{
+    HttpServer *srv = arg;
+    pthread_mutex_lock(&srv->deliverer_lock);
+    deliverer_wake(srv->deliverer);
+    pthread_mutex_unlock(&srv->deliverer_lock);
+}
+
+/* Frees the worker; on loop 0's thread, or once loop 0 no longer runs. Its attempts still in
+ * flight are cancelled and their rows retaken by any worker when their lease ends. */
+static void stop_deliverer(HttpServer *srv)
+{
+    if (!srv->deliverer_lock_ready)
+        return;
+    pthread_mutex_lock(&srv->deliverer_lock);
+    Deliverer *d = srv->deliverer;
+    srv->deliverer = NULL;
+    pthread_mutex_unlock(&srv->deliverer_lock);
+    deliverer_free(d);
+}
+
 /* ---- shutdown ---- */
 
 static void on_stop_accept(evutil_socket_t fd, short what, void *arg)
@@ -692,6 +723,9 @@ static void on_stop_accept(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     Loop *loop = arg;
+    /* Draining: claim nothing new. */
+    if (loop->index == 0)
+        stop_deliverer(loop->srv);
     if (loop->bound) {
         /* Frees the listener; LEV_OPT_CLOSE_ON_FREE is off, so the shared socket stays. */
         evhttp_del_accept_socket(loop->http, loop->bound);
@@ -1070,8 +1104,14 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
     atomic_init(&srv->listeners_closed, 0);
     atomic_init(&srv->draining, false);
     int r;
+    if (pthread_mutex_init(&srv->deliverer_lock, NULL) != 0) {
+        oc_free(srv);
+        return fail(err, err_len, -ENOMEM, "cannot create a mutex");
+    }
+    srv->deliverer_lock_ready = true;
 
-    srv->n_statements = settle_statement_count + directory_statement_count;
+    srv->n_statements = settle_statement_count + directory_statement_count +
+                        deliver_statement_count;
     srv->statements = oc_calloc(srv->n_statements, sizeof(DbStatement));
     if (!srv->statements) {
         r = fail(err, err_len, -ENOMEM, "out of memory");
@@ -1080,6 +1120,8 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
     memcpy(srv->statements, settle_statements, settle_statement_count * sizeof(DbStatement));
     memcpy(srv->statements + settle_statement_count, directory_statements,
            directory_statement_count * sizeof(DbStatement));
+    memcpy(srv->statements + settle_statement_count + directory_statement_count,
+           deliver_statements, deliver_statement_count * sizeof(DbStatement));
 
     size_t k = 0;
     srv->conn_keys[k] = "dbname"; /* libpq expands a URL or conninfo given as dbname */
@@ -1128,6 +1170,19 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
         r = setup_loop(srv, &srv->loops[i], &pool_options, err, err_len);
         if (r != 0)
             goto error;
+    }
+    if (cfg->worker) {
+        srv->deliverer = deliverer_new(srv->loops[0].base, srv->loops[0].pool, cfg, srv->key,
+                                       srv->dir);
+        if (!srv->deliverer) {
+            r = fail(err, err_len, -ENOMEM, "cannot start the delivery worker (is "
+                     "delivery_ca_file a readable PEM bundle?)");
+            goto error;
+        }
+        for (unsigned i = 0; i < srv->n_loops; i++) {
+            srv->loops[i].settle.on_enqueued = wake_deliverer;
+            srv->loops[i].settle.on_enqueued_arg = srv;
+        }
     }
     *out = srv;
     return 0;
@@ -1178,6 +1233,8 @@ void http_server_free(HttpServer *srv)
         settle_stop_maintenance(&srv->loops[0].settle);
         srv->maintenance_started = false;
     }
+    /* Before the pools: the worker's queries are failed by them, not run after it. */
+    stop_deliverer(srv);
     for (unsigned i = 0; i < srv->n_loops; i++) {
         db_pool_free(srv->loops[i].pool);
         srv->loops[i].pool = NULL;
@@ -1215,5 +1272,7 @@ void http_server_free(HttpServer *srv)
         oc_free(srv->password);
     }
     oc_free(srv->statements);
+    if (srv->deliverer_lock_ready)
+        pthread_mutex_destroy(&srv->deliverer_lock);
     oc_free(srv);
 }

@@ -36,9 +36,11 @@ typedef struct HttpServerOptions {
 /* Binds the listening socket (cfg->listen: "host:port" or "[v6]:port"; a host name is
  * resolved here, blocking, and its first address used; port 0 = chosen by the kernel), loads
  * the TLS certificate and key when configured (refusing a key file readable by group or
- * others), and builds every loop with its evhttp and database pool. No thread runs yet.
- * Calls evthread_use_pthreads(). Returns 0 and *out, or a negative errno with a one-line
- * message in err. */
+ * others), and builds every loop with its evhttp and database pool. When cfg->worker, also
+ * creates the merchant delivery worker on loop 0 (deliver.h), which every loop wakes after a
+ * settlement that enqueued a notification; it stops (claims nothing new) as soon as draining
+ * starts. No thread runs yet. Calls evthread_use_pthreads(). Returns 0 and *out, or a
+ * negative errno with a one-line message in err. */
 OC_MUST_CHECK int http_server_new(const HttpServerOptions *options, HttpServer **out,
                                   char *err, size_t err_len);
 

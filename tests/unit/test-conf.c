@@ -86,9 +86,10 @@ static void upper_env(const char *key, char *out, size_t out_len)
 static void test_key_table(void)
 {
     static const char *const types[] = { "string", "integer", "bytes", "seconds", "path",
-                                         "url", "list", "enum", "listen" };
+                                         "url", "list", "enum", "listen", "bool",
+                                         "durations" };
     size_t n = conf_key_count();
-    CHECK(n == 23, "23 keys (got %zu)", n);
+    CHECK(n == 39, "39 keys (got %zu)", n);
     CHECK(conf_key_at(n) == NULL, "conf_key_at past the end is NULL");
     for (size_t i = 0; i < n; i++) {
         const ConfKeyInfo *k = conf_key_at(i);
@@ -160,6 +161,25 @@ static void test_defaults(void)
     CHECK_INT(c.payment_lifetime_s, 3600, "payment_lifetime default");
     CHECK_INT(c.max_payment_lifetime_s, 30 * 86400, "max_payment_lifetime default 30d");
     CHECK_STR(c.log_level, "info", "log_level default");
+    CHECK(c.worker, "worker on by default");
+    static const unsigned schedule[] = { 5, 300, 1800, 7200, 18000, 36000, 36000 };
+    CHECK_INT(c.n_delivery_schedule, 7, "delivery_schedule has 7 delays (8 attempts)");
+    for (size_t i = 0; i < 7 && c.n_delivery_schedule == 7; i++)
+        CHECK_INT(c.delivery_schedule_s[i], schedule[i], "delivery_schedule[%zu]", i);
+    CHECK_INT(c.delivery_jitter_percent, 10, "delivery_jitter_percent default");
+    CHECK_INT(c.delivery_timeout_ms, 10000, "delivery_timeout_ms default");
+    CHECK_INT(c.delivery_connect_timeout_ms, 5000, "delivery_connect_timeout_ms default");
+    CHECK_INT(c.delivery_max_response, 64 * 1024, "delivery_max_response default");
+    CHECK_INT(c.delivery_lease_s, 60, "delivery_lease default");
+    CHECK_INT(c.delivery_poll_ms, 500, "delivery_poll_ms default");
+    CHECK_INT(c.delivery_batch, 64, "delivery_batch default");
+    CHECK_INT(c.delivery_concurrency, 256, "delivery_concurrency default");
+    CHECK_INT(c.delivery_per_merchant, 8, "delivery_per_merchant default");
+    CHECK_INT(c.delivery_breaker_failures, 5, "delivery_breaker_failures default");
+    CHECK_INT(c.delivery_breaker_cooldown_s, 30, "delivery_breaker_cooldown default");
+    CHECK(c.delivery_ca_file == NULL, "delivery_ca_file defaults to the system store");
+    CHECK(!c.outbound_allow_loopback && !c.outbound_allow_private,
+          "outbound loopback and private addresses refused by default");
     conf_deinit(&c);
     CHECK(c.database_url == NULL && c.n_currencies == 0 && c.pool_size == 0,
           "conf_deinit zeroes the config");
@@ -443,6 +463,29 @@ static const Case cases[] = {
     { "database_url", "host=db 'unterminated", false },
     { "database_url", "host='db", false },
     { "database_url", "justaword", false },
+    { "worker", "false", true },
+    { "worker", "yes", true },
+    { "worker", "0", true },
+    { "worker", "True", false },
+    { "worker", "maybe", false },
+    { "worker", "", false },
+    { "outbound_allow_loopback", "on", true },
+    { "outbound_allow_private", "nope", false },
+    { "delivery_schedule", "1s,1s,1s", true },
+    { "delivery_schedule", " 5s , 1m,10h ", true },
+    { "delivery_schedule", "7d", true },
+    { "delivery_schedule", "", false },
+    { "delivery_schedule", "5s,,5m", false },
+    { "delivery_schedule", "5s,", false },
+    { "delivery_schedule", "0s", false },
+    { "delivery_schedule", "8d", false },
+    { "delivery_schedule", "5x", false },
+    { "delivery_schedule", "-5s", false },
+    { "delivery_schedule", "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1",
+      false },
+    { "delivery_ca_file", "/etc/ocgate/merchants-ca.pem", true },
+    { "delivery_jitter_percent", "51", false },
+    { "delivery_poll_ms", "1001", false },
 };
 
 static void test_values(void)
@@ -591,6 +634,33 @@ static void test_cross_checks(void)
     CHECK_INT(r, 0, "payment_lifetime == max_payment_lifetime accepted");
     if (!r)
         conf_deinit(&c);
+
+    r = load(NULL, OVER("OCGATE_DELIVERY_LEASE=10", "OCGATE_DELIVERY_TIMEOUT_MS=10000"), &c,
+             err);
+    CHECK_INT(r, CONF_E_INVALID, "delivery_lease not longer than delivery_timeout_ms refused");
+    CHECK(strstr(err, "delivery_lease") && strstr(err, "delivery_timeout_ms"),
+          "names both keys (%s)", err);
+    r = load(NULL, OVER("OCGATE_DELIVERY_LEASE=2", "OCGATE_DELIVERY_TIMEOUT_MS=1999",
+                        "OCGATE_DELIVERY_CONNECT_TIMEOUT_MS=1000"), &c, err);
+    CHECK_INT(r, 0, "delivery_lease just above delivery_timeout_ms accepted (%s)", err);
+    if (!r)
+        conf_deinit(&c);
+    r = load(NULL, OVER("OCGATE_DELIVERY_TIMEOUT_MS=3000",
+                        "OCGATE_DELIVERY_CONNECT_TIMEOUT_MS=4000"), &c, err);
+    CHECK_INT(r, CONF_E_INVALID, "connect timeout above the attempt timeout refused");
+    CHECK(strstr(err, "delivery_connect_timeout_ms") != NULL, "names it (%s)", err);
+
+    r = load(NULL, OVER("OCGATE_DELIVERY_SCHEDULE=1s, 2m,1h,1h,7d", "OCGATE_WORKER=off"), &c,
+             err);
+    CHECK_INT(r, 0, "a schedule with repeats loads (%s)", err);
+    if (!r) {
+        CHECK(c.n_delivery_schedule == 5 && c.delivery_schedule_s[0] == 1 &&
+                  c.delivery_schedule_s[1] == 120 && c.delivery_schedule_s[2] == 3600 &&
+                  c.delivery_schedule_s[3] == 3600 && c.delivery_schedule_s[4] == 7 * 86400,
+              "schedule parsed in order with units");
+        CHECK(!c.worker, "worker = off");
+        conf_deinit(&c);
+    }
 }
 
 static void test_database_password(void)
