@@ -1,0 +1,47 @@
+/* Shared by the operator commands (`ocgate payment|balance|exception|ledger`, src/cli/
+ * payment.c, balance.c, exception.c, ledger.c): option parsing, table cells and --json output.
+ * The commands call src/admin/ (the same operations the admin API runs) over one blocking
+ * connection. */
+#pragma once
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/macro.h"
+
+/* Exit status of `ocgate ledger check` when it found violations (cli.h has 0, 1 and 2). */
+#define CLI_EXIT_VIOLATIONS 3
+
+/* Room for one table cell (ops_cell): longer values are cut with "...". */
+#define OPS_CELL_MAX 256
+
+/* Prints "<prog>: <what>" on stderr and returns CLI_EXIT_USAGE. */
+int ops_usage_error(const char *prog, const char *what);
+
+/* Maps an admin_* failure to an exit status after printing "<prog>: <err>": 2 for input the
+ * database refused (ADMIN_E_INVALID), else 1. */
+int ops_admin_failure(const char *prog, int code, const char *err);
+
+/* Decimal OCID 0..2^53-1; 0 or -1. */
+OC_MUST_CHECK int ops_parse_ocid(const char *s, int64_t *out);
+/* Page size 1..ADMIN_LIST_MAX; 0 or -1. */
+OC_MUST_CHECK int ops_parse_limit(const char *s, int *out);
+/* A time bound: Unix seconds (digits) become ISO 8601 UTC text in buf; anything else up to
+ * 64 bytes of printable ASCII is passed through for PostgreSQL to read as timestamptz
+ * ("2026-01-31", "2026-01-31T12:00:00Z"). Returns the text to pass, or NULL if unusable. */
+const char *ops_time_param(const char *s, char *buf, size_t buf_len);
+
+/* Prints doc as one line of compact JSON (keys in the database's order) on stdout; returns
+ * CLI_EXIT_OK, or CLI_EXIT_FAILURE with a message if it cannot be serialised. */
+int ops_print_json(const char *prog, const json_t *doc);
+
+/* obj[key] as text for a table, in buf: strings with control characters replaced by '?'
+ * (the values come from providers and payers; a terminal must not interpret them), integers
+ * in decimal, booleans as yes/no, absent or null as "-". Always returns buf. */
+const char *ops_cell(const json_t *obj, const char *key, char *buf, size_t buf_len);
+/* obj[key] (Unix seconds) as "2026-01-02 03:04:05Z", or "-". Always returns buf. */
+const char *ops_time_cell(const json_t *obj, const char *key, char *buf, size_t buf_len);
+
+/* Prints the hint for the next page of a list answer, if there is one. */
+void ops_print_next(const json_t *page, const char *command);
