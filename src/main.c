@@ -15,12 +15,18 @@ static void usage(FILE *out)
           "  serve [--config F]  run the gateway (config: F, OCGATE_CONFIG, OCGATE_* variables)\n"
           "  keygen --out FILE   write a new private key (0600) and print its public key\n"
           "  migrate [--check]   apply the schema migrations (OCGATE_DATABASE_URL)\n"
+          "  worker [--config F] run only the merchant delivery worker (no listener)\n"
           "  participant ...     add, list, show, update or disable participants\n"
+          "  payment list|show   payments with their proofs, ledger and notification\n"
+          "  balance             merchant balances, suspense and refunds payable\n"
+          "  exception ...       list or resolve (attach, refund, dismiss) exceptions\n"
+          "  ledger check|entries  check invariants I1-I3 (exit 3: violated) / list entries\n"
+          "  delivery ...        list, show or retry merchant notifications\n"
           "  config check|keys   validate the configuration / list its keys\n"
           "  version             print the version\n"
           "  help                show this text\n"
           "\n"
-          "exit status: 0 success, 1 failure, 2 usage error\n",
+          "exit status: 0 success, 1 failure, 2 usage error, 3 ledger check found violations\n",
           out);
 }
 
@@ -42,6 +48,18 @@ int main(int argc, char **argv)
         return cli_config(argc - 1, argv + 1);
     if (strcmp(cmd, "participant") == 0)
         return cli_participant(argc - 1, argv + 1);
+    if (strcmp(cmd, "payment") == 0)
+        return cli_payment(argc - 1, argv + 1);
+    if (strcmp(cmd, "balance") == 0)
+        return cli_balance(argc - 1, argv + 1);
+    if (strcmp(cmd, "exception") == 0)
+        return cli_exception(argc - 1, argv + 1);
+    if (strcmp(cmd, "ledger") == 0)
+        return cli_ledger(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0)
+        return cli_worker(argc - 1, argv + 1);
+    if (strcmp(cmd, "delivery") == 0)
+        return cli_delivery(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return cli_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -10,5 +10,16 @@ int cli_keygen(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
 int cli_participant(int argc, char **argv);
+/* Operator views and actions (src/admin/; `ocgate ledger check` exits 3 on violations):
+ * `ocgate payment list|show`, `ocgate balance`, `ocgate exception list|resolve`,
+ * `ocgate ledger check|entries` */
+int cli_payment(int argc, char **argv);
+int cli_balance(int argc, char **argv);
+int cli_exception(int argc, char **argv);
+int cli_ledger(int argc, char **argv);
+/* `ocgate worker [--config FILE]`: the merchant delivery worker without the HTTP listener */
+int cli_worker(int argc, char **argv);
+/* `ocgate delivery list|show|retry`: the merchant notification outbox */
+int cli_delivery(int argc, char **argv);
 /* `ocgate config check [--file PATH]` | `ocgate config keys [--markdown]` */
 int cli_config(int argc, char **argv);

@@ -524,7 +524,7 @@ async function routes(w) {
 async function tooLarge(w) {
     const { app, merchant } = w;
     const port2 = await h.freePort();
-    const gw2 = await h.startGateway({ OCGATE_LISTEN: `127.0.0.1:${port2}`, OCGATE_BODY_LIMIT: '2K' });
+    const gw2 = await h.startGateway({ OCGATE_LISTEN: `127.0.0.1:${port2}`, OCGATE_BODY_LIMIT: '2K', OCGATE_WORKER: 'false' });
     const pad = (n) => `{"to":${merchant.ocid},"amount":"15.00","currency":"USD","pad":"${'x'.repeat(n)}"}`;
     const big = pad(3072);
     h.ok(big.length > 3000, `test setup: a ${big.length}-byte body`);
@@ -613,7 +613,8 @@ import('../node/harness.js').then((harness) => harness.run(async () => {
         gatewayPriv = fs.readFileSync(process.env.OCGATE_PRIVATE_KEY_FILE, 'utf8').trim().toLowerCase();
     } catch { /* the leak check just has one string less */ }
 
-    const gw = await h.startGateway();
+    // Delivery worker off: fingerprints must see only what the request under test wrote.
+    const gw = await h.startGateway({ OCGATE_WORKER: 'false' });
     h.diag(`gateway pid ${gw.pid}`);
     h.ok(true, 'gateway started');
     const w = {
