@@ -23,6 +23,7 @@
 #include "deliver/policy.h"
 #include "net/client.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "proto/canon.h"
 #include "proto/json.h"
 #include "proto/proof.h"
@@ -265,6 +266,7 @@ static void log_attempt(const Attempt *a)
     LogLevel level = a->outcome == DELIVER_DELIVERED || a->outcome == DELIVER_REJECTED
                          ? LOG_INFO
                          : LOG_WARN;
+    metrics_delivery(deliver_outcome_name(a->outcome), (double)a->duration_ms);
     log_json(level, "delivery attempt",
              "\"delivery\":\"%s\",\"attempt\":%d,\"merchant\":%" PRId64 ",\"status\":%s,"
              "\"outcome\":\"%s\",\"duration_ms\":%u,\"error\":%s%s",

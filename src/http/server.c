@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -41,8 +42,10 @@
 #include "auth/auth.h"
 #include "deliver/deliver.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "settle/settle.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/hex.h"
 
 #define HTTP_LISTEN_BACKLOG 1024
@@ -52,6 +55,18 @@
 #define HTTP_DB_MAX_QUEUE 1024
 #define HTTP_TLS_KEY_MAX (1024 * 1024)
 #define HTTP_REQUEST_ID_LEN 16
+#define HTTP_STATS_TICK_MS 500
+#define HTTP_METRICS_MAX (256 * 1024)
+
+/* The delivery queue at scrape time: depth, and the age of the oldest due delivery. */
+static const DbStatement metrics_statement = {
+    "http_metrics_queue",
+    "SELECT count(*)::bigint, "
+    "COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at) "
+    "FILTER (WHERE next_attempt_at <= now() AND (state = 'pending' OR lease_until < now()))),"
+    " 0)::float8 FROM deliveries WHERE state IN ('pending', 'in_flight')",
+    0,
+};
 
 typedef enum RouteId {
     ROUTE_METADATA,
@@ -61,6 +76,9 @@ typedef enum RouteId {
     ROUTE_TRANSFER_WEBHOOK,
     ROUTE_VERIFY,
     ROUTE_UNSUPPORTED,
+    ROUTE_METRICS,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
 } RouteId;
 
 typedef struct Route {
@@ -80,6 +98,18 @@ static const Route routes[] = {
     { EVHTTP_REQ_GET, "/verify/", true, ROUTE_VERIFY, "/verify/{txid}" },
     { EVHTTP_REQ_POST, "/orders/checkout", false, ROUTE_UNSUPPORTED, "/orders/checkout" },
     { EVHTTP_REQ_POST, "/transfer/create", false, ROUTE_UNSUPPORTED, "/transfer/create" },
+};
+
+/* Operator endpoints, at the root (not under base_path) and unauthenticated (the answer is
+ * signed like any other, but nobody needs to check it). They are not part of the signed
+ * API: only loopback peers (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104) get
+ * them; anyone else gets the 404 of an unknown path, so a gateway exposed to the internet
+ * shows no operational detail. A Prometheus server elsewhere scrapes through a local agent
+ * or proxy. */
+static const Route ops_routes[] = {
+    { EVHTTP_REQ_GET, "/metrics", false, ROUTE_METRICS, "/metrics" },
+    { EVHTTP_REQ_GET, "/healthz", false, ROUTE_HEALTHZ, "/healthz" },
+    { EVHTTP_REQ_GET, "/readyz", false, ROUTE_READYZ, "/readyz" },
 };
 
 /* What the request log line needs, from receipt to answer. */
@@ -124,6 +154,11 @@ struct Loop {
     struct event *accepted_ev;   /* runs on_accepted after evhttp built new connections */
     struct event *stop_accept_ev;/* made active by the main thread */
     struct event *shutdown_ev;   /* made active by the main thread */
+    /* The pool's numbers, published every HTTP_STATS_TICK_MS for /metrics and /readyz on
+     * other loops (the pool itself belongs to this loop's thread). */
+    struct event *stats_ev;
+    atomic_uint stat_ready, stat_in_use, stat_waiting;
+    atomic_uint_fast64_t stat_dispatched, stat_wait_us, stat_reconnects;
     Accepted *accepted;
     size_t n_accepted, cap_accepted;
     atomic_uint in_flight;
@@ -272,14 +307,39 @@ static void error_code_of(const char *body, size_t len, char *out, size_t out_le
     snprintf(out, out_len, "\"%s\"", code);
 }
 
+/* The error codes ocgate_signature_rejections_total counts: refusals of a request's or a
+ * proof's signature, its timestamp, its nonce or its signer. */
+static bool is_signature_code(const char *quoted)
+{
+    static const char *const codes[] = {
+        "\"INVALID_SIGNATURE\"", "\"TIMESTAMP_EXPIRED\"", "\"UNKNOWN_OCID\"",
+        "\"NONCE_REUSED\"", "\"PROOF_SIGNATURE_INVALID\"",
+    };
+    for (size_t i = 0; i < OC_ARRAY_LEN(codes); i++)
+        if (strcmp(quoted, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Logs one answer and counts it in the metrics; called exactly once per request. */
 static void log_request(const LogInfo *li, int status, const char *body, size_t len,
                         bool dropped)
 {
     char code[48], caller[24];
+    double duration = ms_since(&li->start);
     if (status >= 400)
         error_code_of(body, len, code, sizeof(code));
     else
         snprintf(code, sizeof(code), "null");
+    metrics_request(li->route, status, duration);
+    if (strcmp(li->route, "/transfer/webhook") == 0 || strcmp(li->route, "/payment/settle") == 0)
+        metrics_settlement(duration);
+    if (status >= 400 && is_signature_code(code)) {
+        char name[48];
+        size_t n = strlen(code);
+        snprintf(name, sizeof(name), "%.*s", (int)(n - 2), code + 1);
+        metrics_signature_rejected(name);
+    }
     if (li->caller >= 0)
         snprintf(caller, sizeof(caller), "%" PRId64, li->caller);
     else
@@ -287,13 +347,13 @@ static void log_request(const LogInfo *li, int status, const char *body, size_t 
     log_json(LOG_INFO, "request",
              "\"request_id\":\"%s\",\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,"
              "\"code\":%s,\"caller\":%s,\"duration_ms\":%.3f%s",
-             li->request_id, li->method, li->route, status, code, caller, ms_since(&li->start),
+             li->request_id, li->method, li->route, status, code, caller, duration,
              dropped ? ",\"dropped\":\"client gone\"" : "");
 }
 
 /* Signs and sends one answer, then logs it. Every answer ocgate writes goes through here. */
-static void respond(Loop *loop, struct evhttp_request *req, const LogInfo *li, int status,
-                    const char *body, size_t len)
+static void respond_typed(Loop *loop, struct evhttp_request *req, const LogInfo *li, int status,
+                          const char *content_type, const char *body, size_t len)
 {
     HttpServer *srv = loop->srv;
     AuthResponseHeaders sig;
@@ -308,7 +368,8 @@ static void respond(Loop *loop, struct evhttp_request *req, const LogInfo *li, i
             sig.ocid[0] = '\0';
     }
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    int r = evhttp_add_header(out, "Content-Type", "application/json");
+    int r = evhttp_add_header(out, "Content-Type",
+                              body == fallback_body ? "application/json" : content_type);
     if (sig.ocid[0]) {
         r |= evhttp_add_header(out, "X-OC-ID", sig.ocid);
         r |= evhttp_add_header(out, "X-OC-Timestamp", sig.timestamp);
@@ -326,6 +387,12 @@ static void respond(Loop *loop, struct evhttp_request *req, const LogInfo *li, i
     }
     evhttp_send_reply(req, status, NULL, NULL);
     log_request(li, status, body, len, false);
+}
+
+static void respond(Loop *loop, struct evhttp_request *req, const LogInfo *li, int status,
+                    const char *body, size_t len)
+{
+    respond_typed(loop, req, li, status, "application/json", body, len);
 }
 
 static void respond_error(Loop *loop, struct evhttp_request *req, const LogInfo *li,
@@ -505,6 +572,174 @@ static void on_settle_done(void *userdata, int status, const char *body, size_t 
     pending_free(p);
 }
 
+/* ---- operator endpoints: /metrics, /healthz, /readyz ---- */
+
+static void loop_publish_stats(Loop *loop)
+{
+    DbPoolStats st;
+    db_pool_stats(loop->pool, &st);
+    atomic_store(&loop->stat_ready, st.ready);
+    atomic_store(&loop->stat_in_use, st.in_use);
+    atomic_store(&loop->stat_waiting, st.waiting);
+    atomic_store(&loop->stat_dispatched, st.dispatched);
+    atomic_store(&loop->stat_wait_us, st.total_wait_us);
+    atomic_store(&loop->stat_reconnects, st.reconnects);
+}
+
+static void on_stats_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    loop_publish_stats(arg);
+}
+
+static const Route *ops_match(enum evhttp_cmd_type method, const char *target)
+{
+    if (!target || target[0] != '/')
+        return NULL;
+    size_t path_len = strcspn(target, "?");
+    for (size_t i = 0; i < OC_ARRAY_LEN(ops_routes); i++) {
+        const Route *r = &ops_routes[i];
+        if (r->method == method && strlen(r->path) == path_len &&
+            memcmp(r->path, target, path_len) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* Whether the peer is on this host: 127.0.0.0/8, ::1, or an IPv4-mapped 127.x address. */
+static bool peer_is_loopback(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *address = NULL;
+    ev_uint16_t port = 0;
+    if (!evcon)
+        return false;
+    evhttp_connection_get_peer(evcon, &address, &port);
+    if (!address)
+        return false;
+    return strncmp(address, "127.", 4) == 0 || strcmp(address, "::1") == 0 ||
+           strncasecmp(address, "::ffff:127.", 11) == 0;
+}
+
+static void respond_readyz(Loop *loop, struct evhttp_request *req, const LogInfo *li)
+{
+    HttpServer *srv = loop->srv;
+    const char *reason = NULL;
+    loop_publish_stats(loop);
+    if (atomic_load(&srv->draining))
+        reason = "draining";
+    for (unsigned i = 0; !reason && i < srv->n_loops; i++) {
+        if (!srv->loops[i].bound)
+            reason = "listener not bound";
+        else if (atomic_load(&srv->loops[i].stat_ready) == 0)
+            reason = "database unavailable";
+    }
+    if (!reason) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        respond(loop, req, li, 200, ok, sizeof(ok) - 1);
+        return;
+    }
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"status\":\"unavailable\",\"reason\":\"%s\"}",
+                     reason);
+    respond(loop, req, li, 503, body, (size_t)n);
+}
+
+/* Answers /metrics once the queue query answered (res) or could not be run (NULL). */
+static void finish_metrics(Pending *p, const PGresult *res)
+{
+    Loop *loop = p->loop;
+    HttpServer *srv = loop->srv;
+    if (p->orphaned) {
+        if (p->req)
+            evhttp_request_free(p->req);
+        log_request(&p->log, 200, "", 0, true);
+        pending_free(p);
+        return;
+    }
+    struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, on_close_idle, loop);
+
+    MetricsGauges g = { 0 };
+    loop_publish_stats(loop);
+    for (unsigned i = 0; i < srv->n_loops; i++) {
+        Loop *l = &srv->loops[i];
+        g.db_ready += atomic_load(&l->stat_ready);
+        g.db_in_use += atomic_load(&l->stat_in_use);
+        g.db_waiting += atomic_load(&l->stat_waiting);
+        g.db_dispatched += atomic_load(&l->stat_dispatched);
+        g.db_wait_us += atomic_load(&l->stat_wait_us);
+        g.db_reconnects += atomic_load(&l->stat_reconnects);
+    }
+    if (res && PQntuples(res) == 1 && PQnfields(res) == 2) {
+        g.have_queue = true;
+        g.queue_depth = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        g.oldest_due_age_s = strtod(PQgetvalue(res, 0, 1), NULL);
+        if (!(g.oldest_due_age_s > 0))
+            g.oldest_due_age_s = 0;
+    }
+    Buf b = BUF_INIT;
+    b.limit = HTTP_METRICS_MAX;
+    metrics_write(&b, &g);
+    char *body = NULL;
+    size_t len = 0;
+    if (buf_finish(&b, &body, &len) != 0) {
+        respond_error(loop, p->req, &p->log, OC_ERR_UNAVAILABLE, "out of memory");
+    } else {
+        respond_typed(loop, p->req, &p->log, 200, "text/plain; version=0.0.4; charset=utf-8",
+                      body, len);
+        oc_free(body);
+    }
+    pending_free(p);
+}
+
+static void on_metrics_queue(void *userdata, DbError err, const PGresult *res)
+{
+    finish_metrics(userdata, err == DB_OK ? res : NULL);
+}
+
+/* The scrape: the delivery queue is read through this loop's pool, asynchronously, only when
+ * the pool has a connection (so a database outage does not hold the scrape to the query
+ * timeout); everything else is in memory. */
+static void respond_metrics(Loop *loop, struct evhttp_request *req, const LogInfo *li)
+{
+    Pending *p = oc_calloc(1, sizeof(*p));
+    if (!p) {
+        respond_error(loop, req, li, OC_ERR_UNAVAILABLE, "out of memory");
+        return;
+    }
+    p->loop = loop;
+    p->req = req;
+    p->log = *li;
+    atomic_fetch_add(&loop->in_flight, 1);
+    if (db_pool_ready(loop->pool) == 0) {
+        finish_metrics(p, NULL);
+        return;
+    }
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close_busy, p);
+    if (db_pool_query(loop->pool, metrics_statement.name, 0, NULL, on_metrics_queue, p) != 0)
+        finish_metrics(p, NULL);
+}
+
+static void serve_ops(Loop *loop, struct evhttp_request *req, const LogInfo *li,
+                      const Route *route)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+    switch (route->id) {
+    case ROUTE_HEALTHZ:
+        respond(loop, req, li, 200, ok, sizeof(ok) - 1);
+        break;
+    case ROUTE_READYZ:
+        respond_readyz(loop, req, li);
+        break;
+    default:
+        respond_metrics(loop, req, li);
+        break;
+    }
+}
+
 /* /verify/{txid}: the percent-decoded segment, or NULL when it cannot name a payment
  * (empty, a '/' inside, a NUL). *oom is set when memory ran out. */
 static char *decode_segment(const char *seg, size_t len, bool *oom)
@@ -561,6 +796,16 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *target = evhttp_request_get_uri(req);
     const char *param = NULL;
     size_t param_len = 0;
+    const Route *ops = ops_match(method, target);
+    if (ops) {
+        if (!peer_is_loopback(req)) {
+            respond_error(loop, req, &li, OC_ERR_NOT_FOUND, "no such endpoint");
+            return;
+        }
+        li.route = ops->pattern;
+        serve_ops(loop, req, &li, ops);
+        return;
+    }
     const Route *route = route_match(cfg->base_path, method, target, &param, &param_len);
     if (!route) {
         respond_error(loop, req, &li, OC_ERR_NOT_FOUND, "no such endpoint");
@@ -1074,6 +1319,16 @@ static int setup_loop(HttpServer *srv, Loop *loop, const DbPoolOptions *pool_opt
     loop->pool = db_pool_new(loop->base, pool_options);
     if (!loop->pool)
         return fail(err, err_len, -ENOMEM, "cannot create the database pool");
+    atomic_init(&loop->stat_ready, 0);
+    atomic_init(&loop->stat_in_use, 0);
+    atomic_init(&loop->stat_waiting, 0);
+    atomic_init(&loop->stat_dispatched, 0);
+    atomic_init(&loop->stat_wait_us, 0);
+    atomic_init(&loop->stat_reconnects, 0);
+    loop->stats_ev = event_new(loop->base, -1, EV_PERSIST, on_stats_tick, loop);
+    struct timeval tick = { 0, HTTP_STATS_TICK_MS * 1000 };
+    if (!loop->stats_ev || event_add(loop->stats_ev, &tick) != 0)
+        return fail(err, err_len, -ENOMEM, "out of memory");
     loop->settle = (SettleCtx){
         .base = loop->base,
         .cfg = cfg,
@@ -1111,7 +1366,7 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
     srv->deliverer_lock_ready = true;
 
     srv->n_statements = settle_statement_count + directory_statement_count +
-                        deliver_statement_count;
+                        deliver_statement_count + 1;
     srv->statements = oc_calloc(srv->n_statements, sizeof(DbStatement));
     if (!srv->statements) {
         r = fail(err, err_len, -ENOMEM, "out of memory");
@@ -1122,6 +1377,7 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
            directory_statement_count * sizeof(DbStatement));
     memcpy(srv->statements + settle_statement_count + directory_statement_count,
            deliver_statements, deliver_statement_count * sizeof(DbStatement));
+    srv->statements[srv->n_statements - 1] = metrics_statement;
 
     size_t k = 0;
     srv->conn_keys[k] = "dbname"; /* libpq expands a URL or conninfo given as dbname */
@@ -1250,6 +1506,8 @@ void http_server_free(HttpServer *srv)
             event_free(loop->stop_accept_ev);
         if (loop->shutdown_ev)
             event_free(loop->shutdown_ev);
+        if (loop->stats_ev)
+            event_free(loop->stats_ev);
         dirsnap_release(loop->meta_snap);
         oc_free(loop->meta_body);
         if (loop->base)

@@ -12,7 +12,12 @@
  *   connections > max_connections (process)    → the new connection is closed unanswered
  *   idle or stalled connection                 → closed after idle_timeout_s
  * Everything else ocgate answers itself, signed (X-OC-ID, X-OC-Timestamp, X-OC-Signature),
- * as application/json, with an X-Request-Id. */
+ * as application/json (/metrics: Prometheus text), with an X-Request-Id.
+ *
+ * GET /metrics, /healthz and /readyz (at the root, unauthenticated) are served to loopback
+ * peers only; any other peer gets 404 NOT_FOUND, as for an unknown path. /readyz is 200 when
+ * every loop's pool has a prepared connection and every loop's listener is bound, else 503
+ * {"status":"unavailable","reason":...}. Every answer is counted in obs/metrics.h. */
 #pragma once
 
 #include <event2/event.h>

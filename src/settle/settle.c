@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "proto/amount.h"
 #include "proto/canon.h"
 #include "proto/json.h"
@@ -615,8 +616,10 @@ static void on_proof(void *userdata, DbError err, const PGresult *res)
         finish_error(c, OC_ERR_UNAUTHORIZED,
                      "only the payment's app or the proof's issuer may settle it");
     } else if (strcmp(result, "refused") == 0) {
+        metrics_proof("refused", false);
         finish_error(c, c->refuse_code, c->message);
     } else if (strcmp(result, "new") == 0 || strcmp(result, "replay") == 0) {
+        metrics_proof(outcome, result[0] == 'r');
         char txid_json[160];
         log_json_str(c->proof_txid, txid_json, sizeof(txid_json));
         log_json(LOG_INFO, "proof",
