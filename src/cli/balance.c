@@ -93,21 +93,17 @@ int cli_balance(int argc, char **argv)
     if (optind != argc)
         return ops_usage_error(PROG, "balance takes no arguments besides its options");
 
-    int usage_error;
-    PGconn *conn = cli_db_connect(PROG, &usage_error);
-    if (!conn)
-        return usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    PGconn *conn;
+    int status = cli_db_open(PROG, &conn);
+    if (status != CLI_EXIT_OK)
+        return status;
     char err[512];
     json_t *doc = NULL;
     int r = admin_balances(conn, merchant, &doc, err, sizeof(err));
     PQfinish(conn);
     if (r != 0)
         return ops_admin_failure(PROG, r, err);
-    int status = CLI_EXIT_OK;
-    if (json)
-        status = ops_print_json(PROG, doc);
-    else
-        print_balances(doc);
+    status = ops_output(PROG, doc, json, print_balances);
     json_decref(doc);
     return status;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/startup.h"
 #include "conf/conf.h"
 
 static void config_usage(FILE *out)
@@ -49,10 +50,7 @@ static int config_check(int argc, char **argv)
         config_usage(stderr);
         return CLI_EXIT_USAGE;
     }
-    if (!path) {
-        const char *env = getenv("OCGATE_CONFIG");
-        path = env && *env ? env : NULL;
-    }
+    path = cli_config_path(path);
 
     Config cfg;
     char err[1024];

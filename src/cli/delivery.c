@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/db.h"
+#include "cli/ops.h"
 #include "proto/sigstr.h"
 #include "store/deliveries.h"
 
@@ -156,19 +157,6 @@ static json_t *attempt_json(const PGresult *res, int i)
                      "excerpt", text_at(res, i, ATTEMPT_COL_EXCERPT));
 }
 
-static int print_json(json_t *v)
-{
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(v);
-    if (!text) {
-        fputs(PROG ": out of memory\n", stderr);
-        return CLI_EXIT_FAILURE;
-    }
-    puts(text);
-    free(text);
-    return CLI_EXIT_OK;
-}
-
 /* "2026-01-02 03:04:05Z" from Unix seconds text. */
 static const char *utc(const char *unix_text, char *out, size_t out_len)
 {
@@ -189,7 +177,7 @@ static int print_list(const PGresult *res, int json)
                 json_decref(out);
                 out = NULL;
             }
-        return print_json(out);
+        return ops_print_json_new(PROG, out);
     }
     printf("%-36s %-9s %-8s %-12s %-20s %s\n", "ID", "STATE", "ATTEMPTS", "MERCHANT",
            "UPDATED", "LAST ERROR");
@@ -221,7 +209,7 @@ static int print_show(const PGresult *d, const PGresult *att, int json)
             json_decref(out);
             out = NULL;
         }
-        return print_json(out);
+        return ops_print_json_new(PROG, out);
     }
     char when[32];
     printf("id           %s\n", PQgetvalue(d, 0, DELIVERY_COL_ID));
@@ -269,33 +257,24 @@ static int print_show(const PGresult *d, const PGresult *att, int json)
 
 int cli_delivery(int argc, char **argv)
 {
-    if (argc < 2) {
-        delivery_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
-        delivery_usage(stdout);
-        return CLI_EXIT_OK;
-    }
+    int status;
+    const char *cmd = ops_command(argc, argv, delivery_usage, &status);
+    if (!cmd)
+        return status;
     int is_list = strcmp(cmd, "list") == 0, is_show = strcmp(cmd, "show") == 0;
     int is_retry = strcmp(cmd, "retry") == 0;
-    if (!is_list && !is_show && !is_retry) {
-        fprintf(stderr, PROG ": unknown command '%s'\n", cmd);
-        delivery_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    if (!is_list && !is_show && !is_retry)
+        return ops_unknown_command(PROG, cmd, delivery_usage);
     Args a;
     int r = parse_args(cmd, argc - 1, argv + 1, &a);
     if (r)
         return r;
 
-    int usage_error;
-    PGconn *conn = cli_db_connect(PROG, &usage_error);
-    if (!conn)
-        return usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    PGconn *conn;
+    if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)
+        return status;
     char err[512];
-    int status = CLI_EXIT_FAILURE;
+    status = CLI_EXIT_FAILURE;
     if (is_list) {
         DeliveryFilter f = { .state = a.state, .merchant = a.merchant, .limit = a.limit };
         PGresult *res = deliveries_select(conn, &f, err, sizeof(err));

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "cli/db.h"
 #include "cli/ops.h"
+#include "cli/startup.h"
 #include "conf/conf.h"
 
 #define PROG "ocgate exception"
@@ -193,10 +194,7 @@ static void os_actor(char *buf, size_t buf_len)
 /* The gateway's OCID from the configuration, as `ocgate serve` would load it. */
 static int gateway_ocid(const char *path, int64_t *out)
 {
-    if (!path) {
-        const char *env = getenv("OCGATE_CONFIG");
-        path = env && *env ? env : NULL;
-    }
+    path = cli_config_path(path);
     Config cfg;
     char err[1024];
     int r = conf_load(path, environ, &cfg, err, sizeof(err));
@@ -246,21 +244,13 @@ static int report(const Args *a, const json_t *doc)
 
 int cli_exception(int argc, char **argv)
 {
-    if (argc < 2) {
-        exception_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
-        exception_usage(stdout);
-        return CLI_EXIT_OK;
-    }
+    int status;
+    const char *cmd = ops_command(argc, argv, exception_usage, &status);
+    if (!cmd)
+        return status;
     int is_list = strcmp(cmd, "list") == 0;
-    if (!is_list && strcmp(cmd, "resolve") != 0) {
-        fprintf(stderr, PROG ": unknown command '%s'\n", cmd);
-        exception_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    if (!is_list && strcmp(cmd, "resolve") != 0)
+        return ops_unknown_command(PROG, cmd, exception_usage);
     Args a;
     int r = parse_args(cmd, argc - 1, argv + 1, &a);
     if (r)
@@ -276,10 +266,9 @@ int cli_exception(int argc, char **argv)
             return CLI_EXIT_FAILURE;
     }
 
-    int usage_error;
-    PGconn *conn = cli_db_connect(PROG, &usage_error);
-    if (!conn)
-        return usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    PGconn *conn;
+    if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)
+        return status;
     char err[512];
     json_t *doc = NULL;
     r = is_list ? admin_exceptions(conn, &a.f, &doc, err, sizeof(err))
@@ -287,15 +276,7 @@ int cli_exception(int argc, char **argv)
     PQfinish(conn);
     if (r != 0)
         return ops_admin_failure(is_list ? PROG " list" : PROG " resolve", r, err);
-    int status;
-    if (!is_list)
-        status = report(&a, doc);
-    else if (a.json)
-        status = ops_print_json(PROG, doc);
-    else {
-        print_list(doc);
-        status = CLI_EXIT_OK;
-    }
+    status = is_list ? ops_output(PROG, doc, a.json, print_list) : report(&a, doc);
     json_decref(doc);
     return status;
 }

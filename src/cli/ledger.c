@@ -92,21 +92,13 @@ static void print_entries(const json_t *page)
 
 int cli_ledger(int argc, char **argv)
 {
-    if (argc < 2) {
-        ledger_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
-        ledger_usage(stdout);
-        return CLI_EXIT_OK;
-    }
+    int status;
+    const char *cmd = ops_command(argc, argv, ledger_usage, &status);
+    if (!cmd)
+        return status;
     int is_check = strcmp(cmd, "check") == 0;
-    if (!is_check && strcmp(cmd, "entries") != 0) {
-        fprintf(stderr, PROG ": unknown command '%s'\n", cmd);
-        ledger_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    if (!is_check && strcmp(cmd, "entries") != 0)
+        return ops_unknown_command(PROG, cmd, ledger_usage);
     enum { O_ACCOUNT = 256, O_LIMIT, O_CURSOR, O_JSON };
     static const struct option options[] = {
         { "account", required_argument, NULL, O_ACCOUNT },
@@ -148,11 +140,9 @@ int cli_ledger(int argc, char **argv)
     if (is_check && list_opts)
         return ops_usage_error(PROG, "check takes only --json");
 
-    int usage_error;
-    PGconn *conn = cli_db_connect(PROG, &usage_error);
-    if (!conn)
-        return usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
-    int status;
+    PGconn *conn;
+    if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)
+        return status;
     if (is_check) {
         status = ledger_check(conn, json);
     } else {

@@ -23,6 +23,29 @@ int ops_admin_failure(const char *prog, int code, const char *err)
     return code == ADMIN_E_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
 }
 
+const char *ops_command(int argc, char **argv, void (*usage)(FILE *), int *status)
+{
+    if (argc < 2) {
+        usage(stderr);
+        *status = CLI_EXIT_USAGE;
+        return NULL;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
+        usage(stdout);
+        *status = CLI_EXIT_OK;
+        return NULL;
+    }
+    return cmd;
+}
+
+int ops_unknown_command(const char *prog, const char *cmd, void (*usage)(FILE *))
+{
+    fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
+
 int ops_parse_ocid(const char *s, int64_t *out)
 {
     int64_t v;
@@ -69,6 +92,25 @@ int ops_print_json(const char *prog, const json_t *doc)
     }
     puts(text);
     free(text);
+    return CLI_EXIT_OK;
+}
+
+int ops_print_json_new(const char *prog, json_t *doc)
+{
+    int status = CLI_EXIT_FAILURE;
+    if (doc)
+        status = ops_print_json(prog, doc);
+    else
+        fprintf(stderr, "%s: out of memory\n", prog);
+    json_decref(doc);
+    return status;
+}
+
+int ops_output(const char *prog, const json_t *doc, int json, void (*print)(const json_t *))
+{
+    if (json)
+        return ops_print_json(prog, doc);
+    print(doc);
     return CLI_EXIT_OK;
 }
 

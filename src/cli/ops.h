@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "util/macro.h"
 
@@ -23,6 +24,13 @@ int ops_usage_error(const char *prog, const char *what);
  * database refused (ADMIN_E_INVALID), else 1. */
 int ops_admin_failure(const char *prog, int code, const char *err);
 
+/* The command in argv[1] (`ocgate <group> <command> ...`). Returns it; or NULL with *status
+ * set after printing the usage: on stderr when there is none (CLI_EXIT_USAGE), on stdout for
+ * "help" or "--help" (CLI_EXIT_OK). */
+const char *ops_command(int argc, char **argv, void (*usage)(FILE *), int *status);
+/* Prints "<prog>: unknown command '<cmd>'" and the usage on stderr; returns CLI_EXIT_USAGE. */
+int ops_unknown_command(const char *prog, const char *cmd, void (*usage)(FILE *));
+
 /* Decimal OCID 0..2^53-1; 0 or -1. */
 OC_MUST_CHECK int ops_parse_ocid(const char *s, int64_t *out);
 /* Page size 1..ADMIN_LIST_MAX; 0 or -1. */
@@ -35,6 +43,14 @@ const char *ops_time_param(const char *s, char *buf, size_t buf_len);
 /* Prints doc as one line of compact JSON (keys in the database's order) on stdout; returns
  * CLI_EXIT_OK, or CLI_EXIT_FAILURE with a message if it cannot be serialised. */
 int ops_print_json(const char *prog, const json_t *doc);
+
+/* doc as --json (ops_print_json) when json is set, else as a table (print); returns the exit
+ * status. doc stays the caller's. */
+int ops_output(const char *prog, const json_t *doc, int json, void (*print)(const json_t *));
+
+/* ops_print_json for a document just built (an object or an array), which it takes and frees:
+ * NULL (a failed allocation) prints "<prog>: out of memory" and returns CLI_EXIT_FAILURE. */
+int ops_print_json_new(const char *prog, json_t *doc);
 
 /* obj[key] as text for a table, in buf: strings with control characters replaced by '?'
  * (the values come from providers and payers; a terminal must not interpret them), integers

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/db.h"
+#include "cli/ops.h"
 #include "directory/directory.h"
 #include "proto/canon.h"
 #include "proto/keys.h"
@@ -176,15 +177,7 @@ static int print_rows(const PGresult *res, int json, int single)
                 json_decref(out);
                 out = NULL;
             }
-        char *text = out ? json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(out);
-        if (!text) {
-            fputs(PROG ": out of memory\n", stderr);
-            return CLI_EXIT_FAILURE;
-        }
-        puts(text);
-        free(text);
-        return CLI_EXIT_OK;
+        return ops_print_json_new(PROG, out);
     }
     if (single) {
         static const char *const labels[] = { "ocid", "name", "roles", "public key",
@@ -205,15 +198,10 @@ static int print_rows(const PGresult *res, int json, int single)
 
 int cli_participant(int argc, char **argv)
 {
-    if (argc < 2) {
-        participant_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
-        participant_usage(stdout);
-        return CLI_EXIT_OK;
-    }
+    int status;
+    const char *cmd = ops_command(argc, argv, participant_usage, &status);
+    if (!cmd)
+        return status;
     Args a;
     int r = parse_args(argc - 1, argv + 1, &a);
     if (r)
@@ -222,11 +210,8 @@ int cli_participant(int argc, char **argv)
     int is_add = strcmp(cmd, "add") == 0, is_update = strcmp(cmd, "update") == 0;
     int is_disable = strcmp(cmd, "disable") == 0, is_list = strcmp(cmd, "list") == 0;
     int is_show = strcmp(cmd, "show") == 0;
-    if (!is_add && !is_update && !is_disable && !is_list && !is_show) {
-        fprintf(stderr, PROG ": unknown command '%s'\n", cmd);
-        participant_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    if (!is_add && !is_update && !is_disable && !is_list && !is_show)
+        return ops_unknown_command(PROG, cmd, participant_usage);
     if (!is_list && !a.have_ocid)
         return bad("--ocid is required");
     if (is_add && (!a.f.name || !a.f.roles_csv || !a.f.public_key_hex))
@@ -236,12 +221,11 @@ int cli_participant(int argc, char **argv)
     if (is_disable)
         a.f.enabled = 0;
 
-    int usage_error;
-    PGconn *conn = cli_db_connect(PROG, &usage_error);
-    if (!conn)
-        return usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    PGconn *conn;
+    if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)
+        return status;
     char err[512];
-    int status = CLI_EXIT_OK;
+    status = CLI_EXIT_OK;
     if (is_add || is_update || is_disable) {
         r = is_add ? participants_insert(conn, a.ocid, &a.f, err, sizeof(err))
                    : participants_update(conn, a.ocid, &a.f, err, sizeof(err));

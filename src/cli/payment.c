@@ -210,29 +210,20 @@ static void print_show(const json_t *doc)
 
 int cli_payment(int argc, char **argv)
 {
-    if (argc < 2) {
-        payment_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
-        payment_usage(stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0) {
-        fprintf(stderr, PROG ": unknown command '%s'\n", cmd);
-        payment_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    int status;
+    const char *cmd = ops_command(argc, argv, payment_usage, &status);
+    if (!cmd)
+        return status;
+    if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0)
+        return ops_unknown_command(PROG, cmd, payment_usage);
     Args a;
     int r = parse_args(cmd, argc - 1, argv + 1, &a);
     if (r)
         return r;
 
-    int usage_error;
-    PGconn *conn = cli_db_connect(PROG, &usage_error);
-    if (!conn)
-        return usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    PGconn *conn;
+    if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)
+        return status;
     char err[512];
     json_t *doc = NULL;
     r = a.txid ? admin_payment(conn, a.txid, &doc, err, sizeof(err))
@@ -240,13 +231,7 @@ int cli_payment(int argc, char **argv)
     PQfinish(conn);
     if (r != 0)
         return ops_admin_failure(PROG, r, err);
-    int status = CLI_EXIT_OK;
-    if (a.json)
-        status = ops_print_json(PROG, doc);
-    else if (a.txid)
-        print_show(doc);
-    else
-        print_list(doc);
+    status = ops_output(PROG, doc, a.json, a.txid ? print_show : print_list);
     json_decref(doc);
     return status;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/db.h"
 #include "cli/startup.h"
 #include "conf/conf.h"
 #include "directory/directory.h"
@@ -33,43 +34,6 @@ static void serve_usage(FILE *out)
           "  `key = value` lines; OCGATE_* environment variables override them.\n"
           "  Stops on SIGTERM or SIGINT after letting requests in flight finish (10 s at most).\n",
           out);
-}
-
-/* Reads the database password file: refused if group or others have any access to it; one
- * trailing newline stripped. Returns 0, -EACCES for the permissions, -E2BIG when too long,
- * or another negative errno. out is wiped on failure. */
-static int read_password_file(const char *path, char *out, size_t out_len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int r = 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        r = -EINVAL;
-    else if (st.st_mode & 077)
-        r = -EACCES;
-    size_t got = 0;
-    while (r == 0) {
-        ssize_t n = read(fd, out + got, out_len - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            r = -EIO;
-        else if (n == 0)
-            break;
-        else if ((got += (size_t)n) == out_len - 1)
-            r = -E2BIG; /* the buffer is full, so the file may go on */
-    }
-    close(fd);
-    if (r != 0) {
-        OPENSSL_cleanse(out, out_len);
-        return r;
-    }
-    out[got] = '\0';
-    if (got > 0 && out[got - 1] == '\n')
-        out[got - 1] = '\0';
-    return 0;
 }
 
 static const char *key_error_text(int r)
@@ -112,10 +76,7 @@ int cli_startup(const char *prog, const char *config_path, CliStartup *st)
     PGconn *conn = NULL;
     int status = -1;
     memset(st, 0, sizeof(*st));
-    if (!config_path) {
-        const char *env = getenv("OCGATE_CONFIG");
-        config_path = env && *env ? env : NULL;
-    }
+    config_path = cli_config_path(config_path);
 
     int r = conf_load(config_path, environ, &st->cfg, err, sizeof(err));
     if (r != 0) {
@@ -139,7 +100,7 @@ int cli_startup(const char *prog, const char *config_path, CliStartup *st)
     st->have_key = true;
 
     if (cfg->database_password_file) {
-        r = read_password_file(cfg->database_password_file, st->password,
+        r = cli_read_password_file(cfg->database_password_file, st->password,
                                sizeof(st->password));
         if (r != 0) {
             fprintf(stderr, "%s: cannot use the database password file %s: %s\n", prog,
@@ -183,6 +144,45 @@ out:
     return status;
 }
 
+const char *cli_config_path(const char *path)
+{
+    if (path)
+        return path;
+    const char *env = getenv("OCGATE_CONFIG");
+    return env && *env ? env : NULL;
+}
+
+int cli_parse_config_option(int argc, char **argv, void (*usage)(FILE *),
+                            const char **config_path)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+    *config_path = NULL;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            *config_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return -1;
+}
+
 void cli_startup_deinit(CliStartup *st)
 {
     if (!st)
@@ -200,31 +200,10 @@ void cli_startup_deinit(CliStartup *st)
 
 int cli_serve(int argc, char **argv)
 {
-    static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config_path = NULL;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'h':
-            serve_usage(stdout);
-            return CLI_EXIT_OK;
-        default:
-            serve_usage(stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        serve_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    int done = cli_parse_config_option(argc, argv, serve_usage, &config_path);
+    if (done >= 0)
+        return done;
 
     int status = CLI_EXIT_FAILURE;
     char err[1024];

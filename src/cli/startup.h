@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "conf/conf.h"
 #include "directory/directory.h"
@@ -21,6 +22,16 @@ typedef struct CliStartup {
     Directory *dir;                   /* loaded */
     int schema_version;               /* migrations applied */
 } CliStartup;
+
+/* The configuration file to load: path when given, else OCGATE_CONFIG when set and not empty,
+ * else NULL (none). */
+const char *cli_config_path(const char *path);
+
+/* Parses `[--config FILE] [--help]` and nothing else (serve, worker). Returns -1 to go on,
+ * with *config_path set (NULL when not given); else the exit status, after printing usage on
+ * stdout for --help or on stderr for anything unexpected. */
+int cli_parse_config_option(int argc, char **argv, void (*usage)(FILE *),
+                            const char **config_path);
 
 /* Loads the configuration (config_path, else OCGATE_CONFIG, else none, plus OCGATE_*),
  * applies its log level, loads the private key, reads the password file, checks that the

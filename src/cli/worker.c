@@ -53,31 +53,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int cli_worker(int argc, char **argv)
 {
-    static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config_path = NULL;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'h':
-            worker_usage(stdout);
-            return CLI_EXIT_OK;
-        default:
-            worker_usage(stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        worker_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    int done = cli_parse_config_option(argc, argv, worker_usage, &config_path);
+    if (done >= 0)
+        return done;
 
     int status = CLI_EXIT_FAILURE;
     CliStartup st;
