@@ -51,6 +51,26 @@ static void reader_skip_ws(JsonReader *r)
     }
 }
 
+/* Returned by reader_after_member when the container closed; outside JsonReadCode's range. */
+#define READER_CLOSED 1000
+
+/* After an array element or object member: consumes "," (returns 0: another follows) or
+ * the closing byte (returns READER_CLOSED); anything else is refused with reason. */
+static int reader_after_member(JsonReader *r, char close, const char *reason)
+{
+    reader_skip_ws(r);
+    if (r->pos < r->len && r->p[r->pos] == ',') {
+        r->pos++;
+        reader_skip_ws(r);
+        return 0;
+    }
+    if (r->pos < r->len && r->p[r->pos] == (unsigned char)close) {
+        r->pos++;
+        return READER_CLOSED;
+    }
+    return reader_fail_unexpected(r, reason);
+}
+
 static int hex_digit(unsigned char c)
 {
     if (c >= '0' && c <= '9')
@@ -260,17 +280,11 @@ static int reader_read_array(JsonReader *r, unsigned depth, json_t **out)
             rc = -ENOMEM;
             goto done;
         }
-        reader_skip_ws(r);
-        if (r->pos < r->len && r->p[r->pos] == ',') {
-            r->pos++;
-            reader_skip_ws(r);
+        rc = reader_after_member(r, ']', "expected ',' or ']'");
+        if (rc == 0)
             continue;
-        }
-        if (r->pos < r->len && r->p[r->pos] == ']') {
-            r->pos++;
-            goto done;
-        }
-        rc = reader_fail_unexpected(r, "expected ',' or ']'");
+        if (rc == READER_CLOSED)
+            rc = 0;
         goto done;
     }
 done:
@@ -331,17 +345,11 @@ static int reader_read_object(JsonReader *r, unsigned depth, json_t **out)
             rc = -ENOMEM;
             goto done;
         }
-        reader_skip_ws(r);
-        if (r->pos < r->len && r->p[r->pos] == ',') {
-            r->pos++;
-            reader_skip_ws(r);
+        rc = reader_after_member(r, '}', "expected ',' or '}'");
+        if (rc == 0)
             continue;
-        }
-        if (r->pos < r->len && r->p[r->pos] == '}') {
-            r->pos++;
-            goto done;
-        }
-        rc = reader_fail_unexpected(r, "expected ',' or '}'");
+        if (rc == READER_CLOSED)
+            rc = 0;
         goto done;
     }
 done:
