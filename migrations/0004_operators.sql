@@ -79,6 +79,17 @@ LANGUAGE sql IMMUTABLE AS $$
                             'base64'), E'+/=\n', '-_')
 $$;
 
+-- One page of a list: items holds up to lim + 1 rows in order; the extra row, if any, is
+-- dropped and the last row kept names the cursor for the next page.
+CREATE FUNCTION oc_admin_page(p_items jsonb, p_lim integer, p_list text, p_key text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_array_length(p_items) > p_lim
+                THEN jsonb_build_object('items', p_items - p_lim, 'next_cursor',
+                        oc_cursor_encode(p_list, p_items -> (p_lim - 1) ->> p_key))
+                ELSE jsonb_build_object('items', p_items, 'next_cursor', NULL) END
+$$;
+
 -- The key of a cursor made by oc_cursor_encode for list p_list; NULL for a NULL cursor.
 CREATE FUNCTION oc_cursor_decode(p_cursor text, p_list text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -162,7 +173,6 @@ DECLARE
     after_txid text := oc_cursor_decode(p_cursor, 'payments');
     after_at timestamptz;
     items jsonb;
-    next text;
 BEGIN
     IF p_status IS NOT NULL
        AND p_status NOT IN ('pending_settlement', 'pending', 'expired', 'completed') THEN
@@ -191,11 +201,7 @@ BEGIN
                    ELSE true END
              ORDER BY p.created_at, p.txid
              LIMIT lim + 1) s;
-    IF jsonb_array_length(items) > lim THEN
-        items := items - lim;
-        next := oc_cursor_encode('payments', items -> (lim - 1) ->> 'txid');
-    END IF;
-    RETURN jsonb_build_object('items', items, 'next_cursor', next);
+    RETURN oc_admin_page(items, lim, 'payments', 'txid');
 END $$;
 
 -- Ledger entries ordered by id, of one account (NULL = every account), each with its
@@ -208,7 +214,6 @@ DECLARE
     after_text text := oc_cursor_decode(p_cursor, 'ledger');
     after_id bigint;
     items jsonb;
-    next text;
 BEGIN
     IF after_text IS NOT NULL THEN
         IF after_text !~ '^[0-9]{1,18}$' THEN
@@ -228,11 +233,7 @@ BEGIN
                AND (after_id IS NULL OR id > after_id)
              ORDER BY id LIMIT lim + 1) e
       JOIN ledger_transactions t ON t.id = e.ledger_tx_id;
-    IF jsonb_array_length(items) > lim THEN
-        items := items - lim;
-        next := oc_cursor_encode('ledger', items -> (lim - 1) ->> 'id');
-    END IF;
-    RETURN jsonb_build_object('items', items, 'next_cursor', next);
+    RETURN oc_admin_page(items, lim, 'ledger', 'id');
 END $$;
 
 -- Exceptions ordered by id. p_status: open, attached, refunded, dismissed; p_kind: unmatched,
@@ -246,7 +247,6 @@ DECLARE
     after_text text := oc_cursor_decode(p_cursor, 'exceptions');
     after_id bigint;
     items jsonb;
-    next text;
 BEGIN
     IF p_status IS NOT NULL AND p_status NOT IN ('open', 'attached', 'refunded', 'dismissed') THEN
         PERFORM oc_admin_invalid('status is open, attached, refunded or dismissed');
@@ -269,11 +269,7 @@ BEGIN
                AND (p_kind IS NULL OR x.kind = p_kind)
                AND (after_id IS NULL OR x.id > after_id)
              ORDER BY x.id LIMIT lim + 1) s;
-    IF jsonb_array_length(items) > lim THEN
-        items := items - lim;
-        next := oc_cursor_encode('exceptions', items -> (lim - 1) ->> 'id');
-    END IF;
-    RETURN jsonb_build_object('items', items, 'next_cursor', next);
+    RETURN oc_admin_page(items, lim, 'exceptions', 'id');
 END $$;
 
 -- ---- one payment ---------------------------------------------------------------------------
