@@ -41,6 +41,7 @@
 
 #include "auth/auth.h"
 #include "deliver/deliver.h"
+#include "http/ratelimit.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "settle/settle.h"
@@ -191,6 +192,8 @@ struct HttpServer {
     pthread_mutex_t deliverer_lock;
     bool deliverer_lock_ready;
     Deliverer *deliverer;
+    /* Per-participant request budgets, shared by every loop (ratelimit.h). */
+    RateLimiter *limiter;
     /* Process-wide state touched by several threads. */
     atomic_uint connections;
     atomic_uint listeners_closed;
@@ -858,6 +861,30 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     li.caller = caller->ocid;
 
+    /* The budget is charged only once the signature verified: keyed by an OCID nobody can
+     * claim without its key, so one participant cannot spend another's. Unauthenticated
+     * traffic is bounded by max_connections, idle_timeout and the size limits (and per-IP
+     * limits belong in the proxy in front). A limited request is refused before settle/
+     * sees it, so it writes nothing, not even its nonce: the caller may retry. */
+    unsigned retry_after = 0;
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    if (!ratelimit_take(srv->limiter, caller->ocid,
+                        (uint64_t)mono.tv_sec * UINT64_C(1000000000) + (uint64_t)mono.tv_nsec,
+                        &retry_after)) {
+        dirsnap_release(snap);
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry_after);
+        if (evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra) != 0) {
+            respond_error(loop, req, &li, OC_ERR_UNAVAILABLE, "out of memory");
+            return;
+        }
+        respond_error(loop, req, &li, OC_ERR_RATE_LIMITED,
+                      "too many requests from this participant; retry after Retry-After "
+                      "seconds");
+        return;
+    }
+
     Pending *p = oc_calloc(1, sizeof(*p));
     if (!p) {
         dirsnap_release(snap);
@@ -1364,6 +1391,11 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
         return fail(err, err_len, -ENOMEM, "cannot create a mutex");
     }
     srv->deliverer_lock_ready = true;
+    srv->limiter = ratelimit_new(cfg->rate_limit, cfg->rate_limit_burst);
+    if (!srv->limiter) {
+        r = fail(err, err_len, -ENOMEM, "out of memory");
+        goto error;
+    }
 
     srv->n_statements = settle_statement_count + directory_statement_count +
                         deliver_statement_count + 1;
@@ -1530,6 +1562,7 @@ void http_server_free(HttpServer *srv)
         oc_free(srv->password);
     }
     oc_free(srv->statements);
+    ratelimit_free(srv->limiter);
     if (srv->deliverer_lock_ready)
         pthread_mutex_destroy(&srv->deliverer_lock);
     oc_free(srv);

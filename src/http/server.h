@@ -11,6 +11,8 @@
  *   a method other than GET or POST            → libevent's own bare 501
  *   connections > max_connections (process)    → the new connection is closed unanswered
  *   idle or stalled connection                 → closed after idle_timeout_s
+ *   an authenticated caller over its budget    → our signed 429 RATE_LIMITED + Retry-After
+ *                                                (rate_limit, rate_limit_burst; per instance)
  * Everything else ocgate answers itself, signed (X-OC-ID, X-OC-Timestamp, X-OC-Signature),
  * as application/json (/metrics: Prometheus text), with an X-Request-Id.
  *
