@@ -162,6 +162,11 @@ struct Loop {
     atomic_uint_fast64_t stat_dispatched, stat_wait_us, stat_reconnects;
     Accepted *accepted;
     size_t n_accepted, cap_accepted;
+    /* This loop's copy of the gateway key: everything on this thread signs with it (answers,
+     * metadata, settle's gateway proofs, loop 0's delivery worker). SIGHUP replaces it from
+     * this thread (on_rekey), so no signer ever sees a half-copied key. */
+    PrivateKey key;
+    struct event *rekey_ev;
     atomic_uint in_flight;
     uint64_t id_counter;         /* request ids if the CSPRNG ever fails */
     /* The signed metadata document, rebuilt when the participants snapshot changes; the
@@ -192,6 +197,11 @@ struct HttpServer {
     pthread_mutex_t deliverer_lock;
     bool deliverer_lock_ready;
     Deliverer *deliverer;
+    /* SIGHUP: the main thread loads the key file into next_key, each loop copies it. */
+    pthread_mutex_t key_lock;
+    bool key_lock_ready;
+    PrivateKey next_key;
+    struct event *sig_hup;
     /* Per-participant request budgets, shared by every loop (ratelimit.h). */
     RateLimiter *limiter;
     /* Process-wide state touched by several threads. */
@@ -360,13 +370,13 @@ static void respond_typed(Loop *loop, struct evhttp_request *req, const LogInfo 
 {
     HttpServer *srv = loop->srv;
     AuthResponseHeaders sig;
-    if (auth_sign_response(srv->key, srv->cfg->ocid, (int64_t)time(NULL), status, body, len,
+    if (auth_sign_response(&loop->key, srv->cfg->ocid, (int64_t)time(NULL), status, body, len,
                            &sig) != 0) {
         /* Only memory exhaustion gets here; the fallback is smaller, so try it once more. */
         status = 503;
         body = fallback_body;
         len = sizeof(fallback_body) - 1;
-        if (auth_sign_response(srv->key, srv->cfg->ocid, (int64_t)time(NULL), status, body,
+        if (auth_sign_response(&loop->key, srv->cfg->ocid, (int64_t)time(NULL), status, body,
                                len, &sig) != 0)
             sig.ocid[0] = '\0';
     }
@@ -419,7 +429,7 @@ static void respond_metadata(Loop *loop, struct evhttp_request *req, const LogIn
     } else {
         char *body = NULL;
         size_t len = 0;
-        int r = settle_metadata(srv->cfg, srv->key, snap, &body, &len);
+        int r = settle_metadata(srv->cfg, &loop->key, snap, &body, &len);
         if (r != 0) {
             dirsnap_release(snap);
             respond_error(loop, req, li, r == -ENOMEM ? OC_ERR_UNAVAILABLE : OC_ERR_INTERNAL,
@@ -1075,6 +1085,68 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(srv->drain_timer, &tick);
 }
 
+/* ---- gateway key reload (SIGHUP; docs/key-rotation.md) ---- */
+
+static void on_rekey(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    Loop *loop = arg;
+    HttpServer *srv = loop->srv;
+    pthread_mutex_lock(&srv->key_lock);
+    loop->key = srv->next_key;
+    pthread_mutex_unlock(&srv->key_lock);
+    /* The cached metadata document carries the old key and its signature. */
+    dirsnap_release(loop->meta_snap);
+    loop->meta_snap = NULL;
+    oc_free(loop->meta_body);
+    loop->meta_body = NULL;
+    loop->meta_len = 0;
+}
+
+static const char *key_load_problem(int r)
+{
+    switch (r) {
+    case KEY_E_PERMISSIONS:
+        return "readable or writable by group or others";
+    case KEY_E_FORMAT:
+        return "not a valid secp256k1 private key (64 hex digits)";
+    case KEY_E_FILE:
+        return "not a regular file, or too large";
+    default:
+        return r < 0 ? strerror(-r) : "unusable";
+    }
+}
+
+/* Re-reads private_key_file (the path configured at start). Main thread; the file read
+ * blocks only this thread, never a loop. A file that cannot be used changes nothing: the
+ * gateway goes on signing with the key it has. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    HttpServer *srv = arg;
+    char file[512];
+    log_json_str(srv->cfg->private_key_file, file, sizeof(file));
+    PrivateKey k;
+    int r = key_load_private_file(srv->cfg->private_key_file, &k);
+    if (r != 0) {
+        log_json(LOG_ERROR, "gateway key reload failed; keeping the current key",
+                 "\"file\":%s,\"reason\":\"%s\"", file, key_load_problem(r));
+        return;
+    }
+    char pub[KEY_PUBLIC_HEX_LEN + 1];
+    key_format_public(&k.pub, pub);
+    pthread_mutex_lock(&srv->key_lock);
+    srv->next_key = k;
+    pthread_mutex_unlock(&srv->key_lock);
+    key_private_wipe(&k);
+    for (unsigned i = 0; i < srv->n_loops; i++)
+        event_active(srv->loops[i].rekey_ev, EV_TIMEOUT, 0);
+    log_json(LOG_INFO, "gateway key reloaded", "\"file\":%s,\"public_key\":\"%s\"", file,
+             pub);
+}
+
 static void *loop_main(void *arg)
 {
     Loop *loop = arg;
@@ -1083,6 +1155,7 @@ static void *loop_main(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
@@ -1099,9 +1172,11 @@ int http_server_run(HttpServer *srv)
         return -ENOMEM;
     srv->sig_term = evsignal_new(srv->main_base, SIGTERM, on_signal, srv);
     srv->sig_int = evsignal_new(srv->main_base, SIGINT, on_signal, srv);
+    srv->sig_hup = evsignal_new(srv->main_base, SIGHUP, on_reload, srv);
     srv->drain_timer = event_new(srv->main_base, -1, EV_PERSIST, on_drain_tick, srv);
-    if (!srv->sig_term || !srv->sig_int || !srv->drain_timer ||
-        event_add(srv->sig_term, NULL) != 0 || event_add(srv->sig_int, NULL) != 0)
+    if (!srv->sig_term || !srv->sig_int || !srv->sig_hup || !srv->drain_timer ||
+        event_add(srv->sig_term, NULL) != 0 || event_add(srv->sig_int, NULL) != 0 ||
+        event_add(srv->sig_hup, NULL) != 0)
         return -ENOMEM;
 
     if (settle_start_maintenance(&srv->loops[0].settle) != 0)
@@ -1313,9 +1388,11 @@ static int setup_loop(HttpServer *srv, Loop *loop, const DbPoolOptions *pool_opt
     loop->accepted_ev = event_new(loop->base, -1, 0, on_accepted, loop);
     loop->stop_accept_ev = event_new(loop->base, -1, 0, on_stop_accept, loop);
     loop->shutdown_ev = event_new(loop->base, -1, 0, on_shutdown, loop);
+    loop->rekey_ev = event_new(loop->base, -1, 0, on_rekey, loop);
+    loop->key = *srv->key;
     loop->http = evhttp_new(loop->base);
     if (!loop->accepted || !loop->accepted_ev || !loop->stop_accept_ev || !loop->shutdown_ev ||
-        !loop->http)
+        !loop->rekey_ev || !loop->http)
         return fail(err, err_len, -ENOMEM, "out of memory");
 
     evhttp_set_max_headers_size(loop->http, (ev_ssize_t)cfg->header_limit);
@@ -1359,7 +1436,7 @@ static int setup_loop(HttpServer *srv, Loop *loop, const DbPoolOptions *pool_opt
     loop->settle = (SettleCtx){
         .base = loop->base,
         .cfg = cfg,
-        .gateway_key = srv->key,
+        .gateway_key = &loop->key,
         .db = loop->pool,
         .directory = srv->dir,
         .maintenance = NULL,
@@ -1391,6 +1468,11 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
         return fail(err, err_len, -ENOMEM, "cannot create a mutex");
     }
     srv->deliverer_lock_ready = true;
+    if (pthread_mutex_init(&srv->key_lock, NULL) != 0) {
+        r = fail(err, err_len, -ENOMEM, "cannot create a mutex");
+        goto error;
+    }
+    srv->key_lock_ready = true;
     srv->limiter = ratelimit_new(cfg->rate_limit, cfg->rate_limit_burst);
     if (!srv->limiter) {
         r = fail(err, err_len, -ENOMEM, "out of memory");
@@ -1460,8 +1542,8 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
             goto error;
     }
     if (cfg->worker) {
-        srv->deliverer = deliverer_new(srv->loops[0].base, srv->loops[0].pool, cfg, srv->key,
-                                       srv->dir);
+        srv->deliverer = deliverer_new(srv->loops[0].base, srv->loops[0].pool, cfg,
+                                       &srv->loops[0].key, srv->dir);
         if (!srv->deliverer) {
             r = fail(err, err_len, -ENOMEM, "cannot start the delivery worker (is "
                      "delivery_ca_file a readable PEM bundle?)");
@@ -1540,6 +1622,9 @@ void http_server_free(HttpServer *srv)
             event_free(loop->shutdown_ev);
         if (loop->stats_ev)
             event_free(loop->stats_ev);
+        if (loop->rekey_ev)
+            event_free(loop->rekey_ev);
+        key_private_wipe(&loop->key);
         dirsnap_release(loop->meta_snap);
         oc_free(loop->meta_body);
         if (loop->base)
@@ -1552,6 +1637,11 @@ void http_server_free(HttpServer *srv)
         event_free(srv->sig_term);
     if (srv->sig_int)
         event_free(srv->sig_int);
+    if (srv->sig_hup)
+        event_free(srv->sig_hup);
+    key_private_wipe(&srv->next_key);
+    if (srv->key_lock_ready)
+        pthread_mutex_destroy(&srv->key_lock);
     if (srv->main_base)
         event_base_free(srv->main_base);
     if (srv->fd >= 0)
