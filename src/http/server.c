@@ -124,6 +124,20 @@ typedef struct LogInfo {
 
 typedef struct Loop Loop;
 
+/* One per open connection: the request deadline (slow-loris defence). libevent's read
+ * timeout restarts with every byte received, so a client sending one header byte a second
+ * would hold its connection for ever; instead each request must arrive complete within
+ * idle_timeout of the connection being accepted or of its previous answer, or the
+ * connection is closed (checked once a second by on_sweep). Found from a request through
+ * the socket number (guard_by_fd), which is unique among a loop's open connections. */
+typedef struct ConnGuard {
+    struct evhttp_connection *evcon;
+    evutil_socket_t fd;
+    struct timespec since;      /* CLOCK_MONOTONIC: accepted, or last answer sent */
+    bool busy;                  /* a complete request is being answered */
+    struct ConnGuard *prev, *next;
+} ConnGuard;
+
 /* An authenticated request waiting for settle/. The evhttp_request belongs to libevent: when
  * the connection closes first, either libevent frees it with the connection (req becomes
  * NULL) or it detaches it, and then it is ours to free (req stays set). */
@@ -167,6 +181,10 @@ struct Loop {
      * this thread (on_rekey), so no signer ever sees a half-copied key. */
     PrivateKey key;
     struct event *rekey_ev;
+    ConnGuard *guards;           /* every guarded connection of this loop */
+    ConnGuard **guard_by_fd;
+    size_t guard_slots;
+    struct event *sweep_ev;
     atomic_uint in_flight;
     uint64_t id_counter;         /* request ids if the CSPRNG ever fails */
     /* The signed metadata document, rebuilt when the participants snapshot changes; the
@@ -232,6 +250,103 @@ static double ms_since(const struct timespec *start)
 static void release_connection(HttpServer *srv)
 {
     atomic_fetch_sub(&srv->connections, 1);
+}
+
+static evutil_socket_t conn_fd(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? bufferevent_getfd(bev) : -1;
+}
+
+/* Starts guarding a new connection. Without memory the connection goes unguarded (libevent's
+ * own timeouts and max_connections still bound it). */
+static void guard_add(Loop *loop, struct evhttp_connection *evcon)
+{
+    evutil_socket_t fd = conn_fd(evcon);
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= loop->guard_slots) {
+        size_t n = loop->guard_slots ? loop->guard_slots : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        ConnGuard **slots = oc_realloc(loop->guard_by_fd, loop->guard_slots * sizeof(*slots),
+                                       n * sizeof(*slots));
+        if (!slots)
+            return;
+        memset(slots + loop->guard_slots, 0, (n - loop->guard_slots) * sizeof(*slots));
+        loop->guard_by_fd = slots;
+        loop->guard_slots = n;
+    }
+    ConnGuard *g = oc_calloc(1, sizeof(*g));
+    if (!g)
+        return;
+    g->evcon = evcon;
+    g->fd = fd;
+    clock_gettime(CLOCK_MONOTONIC, &g->since);
+    g->next = loop->guards;
+    if (g->next)
+        g->next->prev = g;
+    loop->guards = g;
+    loop->guard_by_fd[fd] = g; /* a stale entry (never expected) is simply replaced */
+}
+
+static ConnGuard *guard_find(Loop *loop, struct evhttp_connection *evcon)
+{
+    evutil_socket_t fd = conn_fd(evcon);
+    if (fd >= 0 && (size_t)fd < loop->guard_slots && loop->guard_by_fd[fd] &&
+        loop->guard_by_fd[fd]->evcon == evcon)
+        return loop->guard_by_fd[fd];
+    for (ConnGuard *g = loop->guards; g; g = g->next) /* the socket is already gone */
+        if (g->evcon == evcon)
+            return g;
+    return NULL;
+}
+
+static void guard_remove(Loop *loop, struct evhttp_connection *evcon)
+{
+    ConnGuard *g = guard_find(loop, evcon);
+    if (!g)
+        return;
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        loop->guards = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    if ((size_t)g->fd < loop->guard_slots && loop->guard_by_fd[g->fd] == g)
+        loop->guard_by_fd[g->fd] = NULL;
+    oc_free(g);
+}
+
+/* busy: a complete request arrived and is being answered (no deadline meanwhile); not busy:
+ * its answer was sent, and the next request's deadline starts now. */
+static void guard_mark(Loop *loop, struct evhttp_request *req, bool busy)
+{
+    ConnGuard *g = guard_find(loop, evhttp_request_get_connection(req));
+    if (!g)
+        return;
+    g->busy = busy;
+    if (!busy)
+        clock_gettime(CLOCK_MONOTONIC, &g->since);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    Loop *loop = arg;
+    double limit_ms = (double)loop->srv->cfg->idle_timeout_s * 1e3;
+    unsigned closed = 0;
+    for (ConnGuard *g = loop->guards, *next; g; g = next) {
+        next = g->next;
+        if (!g->busy && ms_since(&g->since) > limit_ms) {
+            closed++;
+            evhttp_connection_free(g->evcon); /* its close callback frees g */
+        }
+    }
+    if (closed)
+        log_json(LOG_INFO, "connections closed", "\"reason\":\"request not complete within "
+                 "idle_timeout\",\"count\":%u", closed);
 }
 
 /* The value of a header that must appear at most once: NULL when absent or repeated (a
@@ -394,10 +509,12 @@ static void respond_typed(Loop *loop, struct evhttp_request *req, const LogInfo 
     r |= evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
     if (r != 0) {
         /* A partial answer would carry a signature over bytes it does not contain. */
+        guard_mark(loop, req, false);
         evhttp_send_error(req, 503, NULL);
         log_request(li, 503, fallback_body, sizeof(fallback_body) - 1, false);
         return;
     }
+    guard_mark(loop, req, false);
     evhttp_send_reply(req, status, NULL, NULL);
     log_request(li, status, body, len, false);
 }
@@ -464,6 +581,7 @@ static void on_close_idle(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     Loop *loop = arg;
+    guard_remove(loop, evcon);
     release_connection(loop->srv);
 }
 
@@ -471,6 +589,7 @@ static void on_close_busy(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     Pending *p = arg;
+    guard_remove(p->loop, evcon);
     release_connection(p->loop->srv);
     p->orphaned = true;
     /* Still attached: libevent frees it right after this callback, with the connection.
@@ -553,6 +672,7 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
                      "\"max_connections\":%u", srv->cfg->max_connections);
         } else {
             evhttp_connection_set_closecb(evcon, on_close_idle, loop);
+            guard_add(loop, evcon);
         }
         bufferevent_decref(bev);
     }
@@ -805,6 +925,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     LogInfo li;
     loginfo_init(loop, &li, method);
+    guard_mark(loop, req, true);
 
     const char *target = evhttp_request_get_uri(req);
     const char *param = NULL;
@@ -1433,6 +1554,10 @@ static int setup_loop(HttpServer *srv, Loop *loop, const DbPoolOptions *pool_opt
     struct timeval tick = { 0, HTTP_STATS_TICK_MS * 1000 };
     if (!loop->stats_ev || event_add(loop->stats_ev, &tick) != 0)
         return fail(err, err_len, -ENOMEM, "out of memory");
+    loop->sweep_ev = event_new(loop->base, -1, EV_PERSIST, on_sweep, loop);
+    struct timeval second = { 1, 0 };
+    if (!loop->sweep_ev || event_add(loop->sweep_ev, &second) != 0)
+        return fail(err, err_len, -ENOMEM, "out of memory");
     loop->settle = (SettleCtx){
         .base = loop->base,
         .cfg = cfg,
@@ -1624,6 +1749,14 @@ void http_server_free(HttpServer *srv)
             event_free(loop->stats_ev);
         if (loop->rekey_ev)
             event_free(loop->rekey_ev);
+        if (loop->sweep_ev)
+            event_free(loop->sweep_ev);
+        while (loop->guards) {
+            ConnGuard *g = loop->guards;
+            loop->guards = g->next;
+            oc_free(g);
+        }
+        oc_free(loop->guard_by_fd);
         key_private_wipe(&loop->key);
         dirsnap_release(loop->meta_snap);
         oc_free(loop->meta_body);

@@ -11,6 +11,9 @@
  *   a method other than GET or POST            → libevent's own bare 501
  *   connections > max_connections (process)    → the new connection is closed unanswered
  *   idle or stalled connection                 → closed after idle_timeout_s
+ *   a request not complete within idle_timeout_s of the connection's start or its previous
+ *   answer (slow loris: libevent's own timeout restarts with every byte) → closed unanswered,
+ *                                                checked once a second
  *   an authenticated caller over its budget    → our signed 429 RATE_LIMITED + Retry-After
  *                                                (rate_limit, rate_limit_burst; per instance)
  * Everything else ocgate answers itself, signed (X-OC-ID, X-OC-Timestamp, X-OC-Signature),
