@@ -94,6 +94,11 @@ for _ in $(seq 50); do
 done
 [ -n "$port" ] || bail "no free port found in 20000-60000 after 50 tries"
 
+# Room for tests that hold many connections (hostile.js: 10,000 idle ones, on both ends):
+# raise the soft descriptor limit as far as the hard limit allows.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536; else ulimit -n "$hard"; fi
+
 "$here/node/ensure-deps.sh" || bail "cannot install the Node test dependencies (tests/node)"
 
 "$ocgate" migrate >"$dir/migrate.log" 2>&1 || {
