@@ -105,6 +105,7 @@ async function main() {
 
     // --- rotate ---------------------------------------------------------------------------
     const oldSecret = fs.readFileSync(keyFile, 'utf8').trim();
+    h.recordSecret(oldSecret);
     r = cli(['key', 'rotate']);
     const newPub = r.stdout.trim();
     h.ok(r.status === 0 && /^[0-9a-f]{128}$/.test(newPub) && newPub !== oldPub,
@@ -116,7 +117,7 @@ async function main() {
     h.is((fs.statSync(`${keyFile}.old`).mode & 0o777).toString(8), '600', 'FILE.old mode 0600');
     h.ok(!r.stdout.includes(newSecret) && !r.stderr.includes(newSecret) && !r.stderr.includes(oldSecret) &&
         !r.stdout.includes(oldSecret), 'neither private key appears on stdout or stderr');
-    fs.appendFileSync(process.env.OCG_TEST_SECRETS_FILE || '/dev/null', `${newSecret}\n`);
+    h.recordSecret(newSecret);
     r = cli(['key', 'rotate']);
     h.ok(r.status === 1 && /\.old exists/.test(r.stderr) && fs.readFileSync(keyFile, 'utf8').trim() === newSecret,
         'a second rotation while FILE.old exists is refused and changes nothing', r.stderr);
@@ -202,7 +203,7 @@ async function main() {
     r = cli(['key', 'rotate']);
     const thirdPub = r.stdout.trim();
     h.is(r.status, 0, 'a third key (FILE.old deleted first)');
-    fs.appendFileSync(process.env.OCG_TEST_SECRETS_FILE || '/dev/null', `${fs.readFileSync(keyFile, 'utf8').trim()}\n`);
+    h.recordSecret(fs.readFileSync(keyFile, 'utf8').trim());
     // The worker starts with the third key; write a fourth and SIGHUP it.
     const wlog = `${env.dir}/worker-rotate.log`;
     const wfd = fs.openSync(wlog, 'a', 0o600);
@@ -215,7 +216,7 @@ async function main() {
     fs.unlinkSync(`${keyFile}.old`);
     r = cli(['key', 'rotate']);
     const fourthPub = r.stdout.trim();
-    fs.appendFileSync(process.env.OCG_TEST_SECRETS_FILE || '/dev/null', `${fs.readFileSync(keyFile, 'utf8').trim()}\n`);
+    h.recordSecret(fs.readFileSync(keyFile, 'utf8').trim());
     h.ok(r.status === 0 && fourthPub !== thirdPub, 'a fourth key');
     worker.kill('SIGHUP');
     const reloaded = await h.waitFor(() => fs.readFileSync(wlog, 'utf8').includes(`"public_key":"${fourthPub}"`), { timeoutMs: 5000 });
