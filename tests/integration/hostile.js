@@ -95,11 +95,30 @@ function rssKiB(pid) {
     return m ? Number(m[1]) : NaN;
 }
 
+// AddressSanitizer keeps freed memory in quarantine (hundreds of MiB) and adds shadow memory,
+// so RSS bounds mean nothing in a sanitizer build: the figures are still printed.
+function sanitized(pid) {
+    try {
+        return /libasan|libtsan|libmsan/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+    } catch {
+        return false;
+    }
+}
+
 function fdLimit() {
     try {
         return Number(cp.execFileSync('bash', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
     } catch {
         return 0;
+    }
+}
+
+// Closes client sockets with a reset: a normal close would leave 10,000 local ports in
+// TIME_WAIT for a minute, starving other tests on this machine of ephemeral ports.
+function closeAll(socks) {
+    for (const s of socks) {
+        if (typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
+        else s.destroy();
     }
 }
 
@@ -335,22 +354,25 @@ async function main() {
         h.ok(alive >= 9900, `at least 9,900 of 10,000 idle connections held open (${alive})`);
         const r = await h.signedCall({ as: app, method: 'GET', path: h.url('/capabilities') });
         h.is(r.status, 200, 'with 10,000 idle connections open a signed request is answered 200');
-        for (const s of socks) s.destroy();
+        closeAll(socks);
         await h.sleep(2000);
         const after = rssKiB(gwB.pid);
         h.diag(`after closing them: gateway RSS ${after} KiB (+${after - before} KiB over before)`);
-        h.ok(after - before < 64 * 1024, `RSS growth after the 10,000 connections closed < 64 MiB (${after - before} KiB)`);
+        const asan = sanitized(gwB.pid);
+        if (asan) h.skip('RSS growth after the 10,000 connections closed < 64 MiB', `sanitizer build (${after - before} KiB)`);
+        else h.ok(after - before < 64 * 1024, `RSS growth after the 10,000 connections closed < 64 MiB (${after - before} KiB)`);
         const r2 = await h.signedCall({ as: app, method: 'GET', path: h.url('/capabilities') });
         h.is(r2.status, 200, 'and the gateway answers normally afterwards');
         // A second flood reuses what the first left allocated: no growth per connection.
         const second = await openIdle(env.port, 10000);
         await h.sleep(1000);
         const peak2 = rssKiB(gwB.pid);
-        for (const s of second.socks) s.destroy();
+        closeAll(second.socks);
         await h.sleep(2000);
         const after2 = rssKiB(gwB.pid);
         h.diag(`a second flood of 10,000: RSS ${peak2} KiB with them open, ${after2} KiB after (+${after2 - after} KiB over the first)`);
-        h.ok(after2 - after < 8 * 1024, `a second flood of 10,000 idle connections adds < 8 MiB (${after2 - after} KiB): nothing kept per connection`);
+        if (asan) h.skip('a second flood of 10,000 idle connections adds < 8 MiB', `sanitizer build (${after2 - after} KiB)`);
+        else h.ok(after2 - after < 8 * 1024, `a second flood of 10,000 idle connections adds < 8 MiB (${after2 - after} KiB): nothing kept per connection`);
     });
 
     // --- afterwards -----------------------------------------------------------------------------
