@@ -83,6 +83,9 @@ int cli_worker(int argc, char **argv)
     int done = cli_parse_config_option(argc, argv, worker_usage, &config_path);
     if (done >= 0)
         return done;
+    /* SIGHUP means "reload the key" (docs/key-rotation.md); one arriving before the handler
+     * is installed must not kill the process. The key is read after this, so none is lost. */
+    signal(SIGHUP, SIG_IGN);
 
     int status = CLI_EXIT_FAILURE;
     CliStartup st;
