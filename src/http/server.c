@@ -290,13 +290,15 @@ static void guard_add(Loop *loop, struct evhttp_connection *evcon)
     loop->guard_by_fd[fd] = g; /* a stale entry (never expected) is simply replaced */
 }
 
-static ConnGuard *guard_find(Loop *loop, struct evhttp_connection *evcon)
+/* scan: also search the list, for a connection whose socket may already be closed (only on
+ * removal: the request path never pays for a walk over every connection). */
+static ConnGuard *guard_find(Loop *loop, struct evhttp_connection *evcon, bool scan)
 {
     evutil_socket_t fd = conn_fd(evcon);
     if (fd >= 0 && (size_t)fd < loop->guard_slots && loop->guard_by_fd[fd] &&
         loop->guard_by_fd[fd]->evcon == evcon)
         return loop->guard_by_fd[fd];
-    for (ConnGuard *g = loop->guards; g; g = g->next) /* the socket is already gone */
+    for (ConnGuard *g = scan ? loop->guards : NULL; g; g = g->next)
         if (g->evcon == evcon)
             return g;
     return NULL;
@@ -304,7 +306,7 @@ static ConnGuard *guard_find(Loop *loop, struct evhttp_connection *evcon)
 
 static void guard_remove(Loop *loop, struct evhttp_connection *evcon)
 {
-    ConnGuard *g = guard_find(loop, evcon);
+    ConnGuard *g = guard_find(loop, evcon, true);
     if (!g)
         return;
     if (g->prev)
@@ -322,7 +324,7 @@ static void guard_remove(Loop *loop, struct evhttp_connection *evcon)
  * its answer was sent, and the next request's deadline starts now. */
 static void guard_mark(Loop *loop, struct evhttp_request *req, bool busy)
 {
-    ConnGuard *g = guard_find(loop, evhttp_request_get_connection(req));
+    ConnGuard *g = guard_find(loop, evhttp_request_get_connection(req), false);
     if (!g)
         return;
     g->busy = busy;
