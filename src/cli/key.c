@@ -33,8 +33,8 @@ static void key_usage(FILE *out)
           "          previous one as FILE.old, and prints the new public key on stdout.\n"
           "          Then send SIGHUP to every `ocgate serve` and `ocgate worker` using FILE\n"
           "          (or restart them), and delete FILE.old once they all run with the new key.\n"
-          "  The file is --key-file, else private_key_file from --config FILE, OCGATE_CONFIG\n"
-          "  or OCGATE_PRIVATE_KEY_FILE.\n",
+          "  The file is --key-file, else the private_key_file of the configuration that\n"
+          "  `ocgate serve` would load (--config FILE or OCGATE_CONFIG, and OCGATE_* variables).\n",
           out);
 }
 

@@ -165,7 +165,9 @@ async function main() {
     const fp0 = h.fingerprint({ exclude: ['payments'] });
     async function group(name, fn) {
         const before = h.fingerprint();
+        const rssA = rssKiB(gwB.pid);
         await fn();
+        h.diag(`${name}: gateway RSS ${rssA} → ${rssKiB(gwB.pid)} KiB`);
         h.is(h.fingerprint(), before, `${name}: database unchanged (request_nonces aside)`);
     }
     const refusedOrBare4xx = (r) => r.status === null ? r.closed : r.status >= 400 && r.status < 500;
