@@ -107,11 +107,27 @@ if [ ! -s "$QS_RESULT_FILE" ]; then
     exit 1
 fi
 txid=$(cat "$QS_RESULT_FILE")
+# The merchant has answered; give the worker a moment (bounded) to record that answer, so
+# the operator view shows how the notification ended rather than an attempt in flight.
+for _ in $(seq 1 50); do
+    "$ocgate" payment show "$txid" --json 2>/dev/null |
+        grep -Eq '"state": ?"(delivered|rejected|dead)"' && break
+    sleep 0.2
+done
 say "the payment as an operator sees it:"
 "$ocgate" payment show "$txid"
 if [ $once = 1 ]; then
     wait "$demo"
     exit 0
 fi
-say "running; press Ctrl-C to stop"
+cat <<EOT
+quickstart: running; press Ctrl-C to stop. Meanwhile, in another shell:
+  export OCGATE_DATABASE_URL='$OCGATE_DATABASE_URL'
+  $ocgate payment list; $ocgate balance; $ocgate delivery list
+  # pay another payment as the demo provider and app (the demo merchant receives it):
+  $ocgate sim provider --gateway $OCGATE_PUBLIC_URL --gateway-ocid 300 \\
+      --ocid 100 --key $dir/keys/provider.key --create --app-ocid 200 \\
+      --app-key $dir/keys/app.key --merchant 500 --amount 9.99 --currency USD
+  # or send a bad one on purpose: add --bad stale (or signature, amount, replay...)
+EOT
 wait "$demo"
