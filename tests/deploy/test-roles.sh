@@ -50,9 +50,11 @@ owner_url="postgresql:///ocgate?host=$PGHOST&port=$PGPORT&user=ocgate_owner"
 svc_url="postgresql:///ocgate?host=$PGHOST&port=$PGPORT&user=ocgate_svc"
 psql -XAtq -v ON_ERROR_STOP=1 -U ocgate_owner -d ocgate -v service_role=ocgate_svc \
     -f "$root/deploy/service-role.sql" >"$W/grants" 2>&1
-check "service-role.sql runs as the schema owner before the schema exists" '[ $? -eq 0 ] || { sed "s/^/# /" "$W/grants"; false; }'
+rc=$?
+check "service-role.sql runs as the schema owner before the schema exists" '[ $rc -eq 0 ] || { sed "s/^/# /" "$W/grants"; false; }'
 OCGATE_DATABASE_URL=$owner_url "$ocgate" migrate >"$W/migrate" 2>&1
-check "ocgate migrate as the owner" '[ $? -eq 0 ] || { sed "s/^/# /" "$W/migrate"; false; }'
+rc=$?
+check "ocgate migrate as the owner" '[ $rc -eq 0 ] || { sed "s/^/# /" "$W/migrate"; false; }'
 check "the service role cannot create a table" '! as ocgate_svc "CREATE TABLE evil (x int)" 2>/dev/null'
 check "the service role cannot drop the ledger's append-only trigger" \
     '! as ocgate_svc "ALTER TABLE ledger_entries DISABLE TRIGGER USER" 2>/dev/null'
@@ -82,13 +84,28 @@ wait_for "$W/m.out" '^merchant: listening' 10
 timeout 60 "$ocgate" sim provider --gateway "http://127.0.0.1:$gw_port/opencharge" \
     --gateway-ocid 300 --ocid 100 --key "$W/provider.key" --create --app-ocid 200 \
     --app-key "$W/app.key" --merchant 500 --amount 12.34 --currency USD >"$W/p.out" 2>&1
-check "create + webhook as the service role: accepted" '[ $? -eq 0 ]'
+rc=$?
+check "create + webhook as the service role: accepted" '[ $rc -eq 0 ]'
 check "the merchant received and verified the notification" \
     'wait_for "$W/m.out" "request signature valid, proof signature valid" && wait_for "$W/m.out" "200 accepted"'
 txid=$(sed -n 's/^payment \(pay_[0-9a-f]*\) created$/\1/p' "$W/p.out")
 check "the delivery is recorded delivered (the worker's writes work under the role)" \
     '(for _ in $(seq 1 100); do [ "$(as ocgate_owner "SELECT state FROM deliveries WHERE payment_txid = '"'"'$txid'"'"'")" = delivered ] && exit 0; sleep 0.1; done; exit 1)'
 check "ledger check passes (run as the service role)" '"$ocgate" ledger check >/dev/null 2>&1'
+# docs/scaling.md sends the read-only operator commands to replicas: they must run in
+# read-only transactions (what a hot standby allows).
+ro_fail=
+for cmd in "payment list" "payment show $txid" "balance" "ledger check" "ledger entries" \
+           "exception list" "delivery list" "participant list"; do
+    PGOPTIONS="-c default_transaction_read_only=on" "$ocgate" $cmd >"$W/ro.out" 2>&1 ||
+        ro_fail="$ro_fail [$cmd: $(head -c 200 "$W/ro.out")]"
+done
+check "the read-only operator commands run in read-only transactions${ro_fail:+:$ro_fail}" '[ -z "$ro_fail" ]'
+PGOPTIONS="-c default_transaction_read_only=on" "$ocgate" participant update --ocid 500 \
+    --name "Shop renamed" >"$W/rw.out" 2>&1
+rc=$?
+check "... while a writing command is refused there (so the check can fail)" \
+    '[ $rc -ne 0 ] && grep -qi "read-only" "$W/rw.out"'
 check "nothing was logged as a permission error" '! grep -qi "permission denied" "$W/gw.log"'
 [ $fails -eq 0 ] || { sed 's/^/# /' "$W/gw.log" | tail -20; }
 echo "1..$n"
