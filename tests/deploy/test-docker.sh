@@ -41,6 +41,8 @@ check "the binary copied from the build stage is the one the stage installs" \
 check "the entrypoint is the binary, serve by default" \
     'grep -q "^ENTRYPOINT \[\"/usr/local/bin/ocgate\"\]" "$df" && grep -q "^CMD \[\"serve\"\]" "$df"'
 check "no secret is baked into the image" '! grep -Eqi "(PRIVATE_KEY|PASSWORD)[A-Z_]*=" "$df"'
+check "the build context leaves out deploy/secrets, build folders and .git" \
+    'grep -qx "deploy/secrets" "$df.dockerignore" && grep -qx "build\*/" "$df.dockerignore" && grep -qx ".git" "$df.dockerignore"'
 
 # The runtime stage's packages must provide every library the binary links directly.
 pkgs=$(awk '/^FROM debian:12-slim/{r=1} r' "$df" | tr ' \\' '\n\n' | grep -E '^lib[a-z0-9.+-]+$' | sort -u)
@@ -115,6 +117,8 @@ PY
     env -i PATH="$PATH" "${env_args[@]}" "$ocgate" config check >"$W/cc" 2>&1
     check "ocgate config check accepts the compose service's configuration" \
         'grep -qx "config ok" "$W/cc" || { sed "s/^/# /" "$W/cc"; false; }'
+check "initdb.sh reads a secret the postgres service mounts" \
+    'sec=$(sed -n "s|.*/run/secrets/\([a-z_]*\).*|\1|p" "$root/deploy/compose/initdb.sh"); [ -n "$sec" ] && grep -q "secret-ref postgres $sec ok" "$W/compose"'
 else
     skip "compose.yaml checks" "python3 yaml is not installed (package python3-yaml)"
 fi
