@@ -197,8 +197,9 @@ static int post(HttpClient *client, struct event_base *base, const char *url,
                 r == -EINVAL ? "the URL cannot be used" : strerror(-r));
         return -1;
     }
+    /* on_done breaks the loop; 1 (nothing pending) or -1 would otherwise spin */
     while (!x->done)
-        if (event_base_dispatch(base) < 0)
+        if (event_base_dispatch(base) != 0)
             break;
     if (!x->done || x->error != NET_OK) {
         fprintf(stderr, PROG ": %s: no answer: %s\n", url,

@@ -63,7 +63,7 @@ for k in gw provider app m1 m2 m3 stranger; do
     "$ocgate" keygen --out "$W/$k.key" >"$W/$k.pub" || { echo "Bail out! keygen"; exit 1; }
 done
 gw_pub=$(cat "$W/gw.pub")
-m1_port=$(port) m2_port=$(port) m3_port=$(port) m4_port=$(port) m5_port=$(port) gw_port=$(port)
+m1_port=$(port) m2_port=$(port) m3_port=$(port) m4_port=$(port) m5_port=$(port) m6_port=$(port) gw_port=$(port)
 add() { "$ocgate" participant add --ocid "$1" --name "$2" --roles "$3" \
         --public-key "$(cat "$W/$4.pub")" ${5:+--endpoint "$5"} >/dev/null; }
 add 100 provider settlement_provider provider
@@ -73,6 +73,8 @@ add 502 "merchant failing twice" merchant m2 "http://127.0.0.1:$m2_port/shop"
 add 503 "merchant dropping once" merchant m3 "http://127.0.0.1:$m3_port"
 add 504 "merchant exit-after" merchant m1 "http://127.0.0.1:$m4_port"
 add 505 "merchant slower than the gateway waits" merchant m1 "http://127.0.0.1:$m5_port"
+"$ocgate" participant add --ocid 506 --name "legacy merchant" --roles merchant --form legacy \
+    --public-key "$(cat "$W/m1.pub")" --endpoint "http://127.0.0.1:$m6_port" >/dev/null
 
 export OCGATE_OCID=300 OCGATE_PRIVATE_KEY_FILE=$W/gw.key OCGATE_CURRENCIES=USD,UGX
 export OCGATE_PUBLIC_URL=http://127.0.0.1:$gw_port/opencharge OCGATE_LISTEN=127.0.0.1:$gw_port
@@ -99,6 +101,7 @@ sim_merchant m2 502 "$m2_port" --fail error --fail-first 2 || { echo "Bail out! 
 sim_merchant m3 503 "$m3_port" --fail drop --fail-first 1 || { echo "Bail out! m3"; exit 1; }
 sim_merchant m5 505 "$m5_port" --fail slow --fail-first 1 --delay-ms 3000 ||
     { echo "Bail out! m5"; exit 1; }
+sim_merchant m6 506 "$m6_port" --form legacy || { echo "Bail out! m6"; exit 1; }
 merchants=("${pids[@]:1}")
 
 G=(--gateway "http://127.0.0.1:$gw_port/opencharge" --gateway-ocid 300 --ocid 100
@@ -212,6 +215,11 @@ check "the first attempt is recorded as a timeout" \
 check "merchant 505 let go of its held answer after 3 s" \
     'wait_for "$W/m5.out" "(closed the connection before the slow answer|slow answer for) $tx5" 10'
 
+provider m6pay --create "${APP[@]}" --merchant 506 --amount 6 --currency USD
+tx6=$(created m6pay)
+check "legacy merchant: the gateway signs in the legacy form and the sim verifies it that way" \
+    '[ $rc -eq 0 ] && wait_for_sql "SELECT state || attempts FROM deliveries WHERE payment_txid = $(q "$tx6")" delivered1 && grep -q "payment $tx6 .*proof signature valid" "$W/m6.out"'
+
 # ---- the merchant sim refuses what the gateway did not sign ----
 printf '{"proof":{},"signature":"00"}' >"$W/body"
 "$ocreq" 300 "$W/stranger.key" POST "http://127.0.0.1:$m1_port/transfer/webhook" "$W/body" >"$W/forged" 2>&1
@@ -243,7 +251,7 @@ check "every merchant sim exits 0 on SIGTERM and prints its tally" \
     '[ $mfail -eq 0 ] && grep -q "^merchant: 3 requests, 3 valid, 1 accepted (1 distinct payments), 2 failed on purpose, 0 invalid$" "$W/m2.out"'
 
 if [ $fails -ne 0 ]; then
-    for f in gw.log m1.out m2.out m3.out m4.out m5.out; do echo "# --- $f"; tail -n 20 "$W/$f" | sed 's/^/# /'; done
+    for f in gw.log m1.out m2.out m3.out m4.out m5.out m6.out; do echo "# --- $f"; tail -n 20 "$W/$f" | sed 's/^/# /'; done
 fi
 echo "1..$n"
 [ $fails -eq 0 ]
