@@ -22,7 +22,7 @@ skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 check "two stages, both Debian 12" \
     '[ "$(grep -c "^FROM debian:12" "$df")" = 2 ] && [ "$(grep -c "^FROM " "$df")" = 2 ]'
 check "the build stage installs and builds with the CI scripts" \
-    'grep -q "^RUN .ci/install-deps --build-only" "$df" && grep -q "&& .ci/build --builddir /build --target ocgate" "$df"'
+    'grep -q "^RUN .ci/install-deps --build-only" "$df" && grep -q "&& .ci/build --builddir /build --target ocgate --no-tests" "$df"'
 check ".ci/build and .ci/install-deps exist and are executable" \
     '[ -x "$root/.ci/build" ] && [ -x "$root/.ci/install-deps" ]'
 check "tests/run builds through .ci/build (so the suite exercises the image's recipe)" \
@@ -31,6 +31,21 @@ check "tests/run builds through .ci/build (so the suite exercises the image's re
 check ".ci/build refuses an unknown option (exit 2)" '[ $rc -eq 2 ]'
 "$root/.ci/install-deps" --nonsense >/dev/null 2>&1; rc=$?
 check ".ci/install-deps refuses an unknown option (exit 2)" '[ $rc -eq 2 ]'
+# The build stage installs only the build packages (no Node.js): the build must configure
+# without it. Configure as the stage does, with Node.js made unfindable; with the tests in,
+# the same configuration must fail (so this check can).
+meson setup "$W/b1" "$root" --werror --buildtype=debugoptimized -Dtests=false \
+    -Dnode=/nonexistent/node >"$W/setup1" 2>&1
+rc1=$?
+meson setup "$W/b2" "$root" --werror --buildtype=debugoptimized -Dtests=true \
+    -Dnode=/nonexistent/node >"$W/setup2" 2>&1
+rc2=$?
+check "the image's build configures without Node.js, and the ocgate target exists" \
+    '[ $rc1 -eq 0 ] && ninja -C "$W/b1" -t targets all 2>/dev/null | grep -q "^ocgate:" || { tail -5 "$W/setup1" | sed "s/^/# /"; false; }'
+check "... while the test suite needs it (the configuration without -Dtests=false fails)" '[ $rc2 -ne 0 ]'
+check ".ci/build passes --no-tests as -Dtests=false" \
+    'grep -q -- "--no-tests) tests=false" "$root/.ci/build" && grep -q -- "-Dtests=\$tests" "$root/.ci/build"'
+
 user=$(sed -n 's/^USER \(.*\)$/\1/p' "$df" | tail -n 1)
 check "the last USER is a numeric non-root uid:gid ($user)" \
     '[[ "$user" =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]]'
