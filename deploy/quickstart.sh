@@ -87,9 +87,22 @@ export OCGATE_OCID=300 OCGATE_PRIVATE_KEY_FILE=$dir/keys/gateway.key \
     OCGATE_PUBLIC_URL=http://127.0.0.1:$gateway_port/opencharge \
     OCGATE_LISTEN=127.0.0.1:$gateway_port OCGATE_CURRENCIES=USD,UGX \
     OCGATE_NAME="ocgate quick start" OCGATE_OUTBOUND_ALLOW_LOOPBACK=true
+log_start=$(stat -c %s "$dir/ocgate.log" 2>/dev/null || echo 0)
 "$ocgate" serve >>"$dir/ocgate.log" 2>&1 &
-pids+=($!)
+gateway=$!
+pids+=($gateway)
 say "gateway starting on http://127.0.0.1:$gateway_port/opencharge (log: $dir/ocgate.log)"
+# Until it says it listens (this run's part of the log only), or give its reason if it died
+# (a port in use, a bad key file...).
+for _ in $(seq 1 300); do
+    tail -c +$((log_start + 1)) "$dir/ocgate.log" | grep -q '"msg":"listening"' && break
+    if ! kill -0 "$gateway" 2>/dev/null; then
+        say "the gateway did not start:"
+        tail -c +$((log_start + 1)) "$dir/ocgate.log" | tail -n 5 >&2
+        exit 1
+    fi
+    sleep 0.2
+done
 
 export QS_GATEWAY_PORT=$gateway_port QS_MERCHANT_PORT=$merchant_port QS_BASE_PATH=/opencharge \
     QS_GATEWAY_OCID=300 QS_PROVIDER_OCID=100 QS_APP_OCID=200 QS_MERCHANT_OCID=500 \

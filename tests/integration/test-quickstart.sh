@@ -3,13 +3,14 @@
 # folder on free ports, twice (the second run must reuse the first one's data). Checks the
 # demo payment completed, its proof reached the merchant with valid signatures, and the
 # delivery ended delivered. A third run without --once keeps serving, takes a payment from
-# `ocgate sim provider` as its printed hint says, and stops cleanly on SIGTERM. TAP output.
+# `ocgate sim provider` as its printed hint says, and stops cleanly on SIGTERM. TAP output;
+# OCG_KEEP_TMP=1 keeps the temporary folder.
 set -uo pipefail
 build=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/ocgate-qs.XXXXXX)
 chmod 0755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${OCG_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
 n=0 fails=0
 check() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi; }
 port() { # a free 127.0.0.1 port
@@ -66,6 +67,6 @@ wait "$qs"; rc=$?
 check "SIGTERM stops it: exit 0, everything it started stopped, data kept" \
     '[ $rc -eq 0 ] && grep -q "stopped; data kept" "$tmp/run3" && ! [ -f "$tmp/data/pg/postmaster.pid" ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$QS_GATEWAY_PORT") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.1/$QS_MERCHANT_PORT") 2>/dev/null'
 
-[ $fails -eq 0 ] || { echo "# --- run 1 ---"; sed 's/^/# /' "$tmp/run1" | tail -30; echo "# --- run 2 ---"; sed 's/^/# /' "$tmp/run2" | tail -30; echo "# --- run 3 ---"; sed 's/^/# /' "$tmp/run3" | tail -30; }
+[ $fails -eq 0 ] || { echo "# --- run 1 ---"; sed 's/^/# /' "$tmp/run1" | tail -30; echo "# --- run 2 ---"; sed 's/^/# /' "$tmp/run2" | tail -30; echo "# --- run 3 ---"; sed 's/^/# /' "$tmp/run3" | tail -30; echo "# --- ocgate.log ---"; tail -n 20 "$tmp/data/ocgate.log" 2>/dev/null | sed 's/^/# /'; }
 echo "1..$n"
 [ $fails -eq 0 ]
