@@ -10,7 +10,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 rules=$root/deploy/prometheus/ocgate-alerts.yml
 W=$(mktemp -d /tmp/ocgate-prom.XXXXXX)
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$W"; }
+# pgtest_start sets its own EXIT trap, so this one is set again after it and stops both.
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$W"; pgtest_stop 2>/dev/null; }
 trap cleanup EXIT
 n=0 fails=0
 check() {
@@ -45,6 +46,7 @@ done
 # ---- the metric names, from a real scrape ----
 . "$root/tests/pg/pgtest.sh"
 pgtest_start || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
+trap cleanup EXIT
 "$ocgate" migrate >/dev/null || { echo "Bail out! migrate failed"; exit 1; }
 "$ocgate" keygen --out "$W/gw.key" >/dev/null
 export OCGATE_OCID=300 OCGATE_PRIVATE_KEY_FILE=$W/gw.key OCGATE_CURRENCIES=USD

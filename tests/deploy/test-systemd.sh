@@ -10,7 +10,8 @@ ocgate=$(readlink -f "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
 W=$(mktemp -d /tmp/ocgate-systemd.XXXXXX)
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$W"; }
+# pgtest_start sets its own EXIT trap, so this one is set again after it and stops both.
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$W"; pgtest_stop 2>/dev/null; }
 trap cleanup EXIT
 n=0 fails=0
 check() {
@@ -63,6 +64,7 @@ if ! pgtest_start; then
     echo "Bail out! cannot start PostgreSQL"
     exit 1
 fi
+trap cleanup EXIT
 "$ocgate" keygen --out "$W/gw.key" >/dev/null
 export OCGATE_OCID=300 OCGATE_PRIVATE_KEY_FILE=$W/gw.key OCGATE_CURRENCIES=USD
 export OCGATE_PUBLIC_URL=http://127.0.0.1/opencharge OCGATE_LISTEN=127.0.0.1:0 OCGATE_THREADS=1
