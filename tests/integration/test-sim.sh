@@ -63,7 +63,7 @@ for k in gw provider app m1 m2 m3 stranger; do
     "$ocgate" keygen --out "$W/$k.key" >"$W/$k.pub" || { echo "Bail out! keygen"; exit 1; }
 done
 gw_pub=$(cat "$W/gw.pub")
-m1_port=$(port) m2_port=$(port) m3_port=$(port) m4_port=$(port) m5_port=$(port) m6_port=$(port) gw_port=$(port)
+m1_port=$(port) m2_port=$(port) m3_port=$(port) m4_port=$(port) m5_port=$(port) m6_port=$(port) m7_port=$(port) m8_port=$(port) gw_port=$(port)
 add() { "$ocgate" participant add --ocid "$1" --name "$2" --roles "$3" \
         --public-key "$(cat "$W/$4.pub")" ${5:+--endpoint "$5"} >/dev/null; }
 add 100 provider settlement_provider provider
@@ -73,6 +73,8 @@ add 502 "merchant failing twice" merchant m2 "http://127.0.0.1:$m2_port/shop"
 add 503 "merchant dropping once" merchant m3 "http://127.0.0.1:$m3_port"
 add 504 "merchant exit-after" merchant m1 "http://127.0.0.1:$m4_port"
 add 505 "merchant slower than the gateway waits" merchant m1 "http://127.0.0.1:$m5_port"
+add 507 "merchant rejecting" merchant m1 "http://127.0.0.1:$m7_port"
+add 508 "merchant gone" merchant m1 "http://127.0.0.1:$m8_port"
 "$ocgate" participant add --ocid 506 --name "legacy merchant" --roles merchant --form legacy \
     --public-key "$(cat "$W/m1.pub")" --endpoint "http://127.0.0.1:$m6_port" >/dev/null
 
@@ -102,6 +104,8 @@ sim_merchant m3 503 "$m3_port" --fail drop --fail-first 1 || { echo "Bail out! m
 sim_merchant m5 505 "$m5_port" --fail slow --fail-first 1 --delay-ms 3000 ||
     { echo "Bail out! m5"; exit 1; }
 sim_merchant m6 506 "$m6_port" --form legacy || { echo "Bail out! m6"; exit 1; }
+sim_merchant m7 507 "$m7_port" --fail reject || { echo "Bail out! m7"; exit 1; }
+sim_merchant m8 508 "$m8_port" --fail gone || { echo "Bail out! m8"; exit 1; }
 merchants=("${pids[@]:1}")
 
 G=(--gateway "http://127.0.0.1:$gw_port/opencharge" --gateway-ocid 300 --ocid 100
@@ -220,6 +224,15 @@ tx6=$(created m6pay)
 check "legacy merchant: the gateway signs in the legacy form and the sim verifies it that way" \
     '[ $rc -eq 0 ] && wait_for_sql "SELECT state || attempts FROM deliveries WHERE payment_txid = $(q "$tx6")" delivered1 && grep -q "payment $tx6 .*proof signature valid" "$W/m6.out"'
 
+provider m7pay --create "${APP[@]}" --merchant 507 --amount 7 --currency USD
+tx7=$(created m7pay)
+check "merchant answering rejected on purpose: the delivery ends rejected, not retried" \
+    '[ $rc -eq 0 ] && wait_for_sql "SELECT state || attempts FROM deliveries WHERE payment_txid = $(q "$tx7")" rejected1'
+provider m8pay --create "${APP[@]}" --merchant 508 --amount 8 --currency USD
+tx8=$(created m8pay)
+check "merchant answering 410 on purpose: the delivery is dead at once" \
+    '[ $rc -eq 0 ] && wait_for_sql "SELECT state || attempts FROM deliveries WHERE payment_txid = $(q "$tx8")" dead1'
+
 # ---- the merchant sim refuses what the gateway did not sign ----
 printf '{"proof":{},"signature":"00"}' >"$W/body"
 "$ocreq" 300 "$W/stranger.key" POST "http://127.0.0.1:$m1_port/transfer/webhook" "$W/body" >"$W/forged" 2>&1
@@ -251,7 +264,7 @@ check "every merchant sim exits 0 on SIGTERM and prints its tally" \
     '[ $mfail -eq 0 ] && grep -q "^merchant: 3 requests, 3 valid, 1 accepted (1 distinct payments), 2 failed on purpose, 0 invalid$" "$W/m2.out"'
 
 if [ $fails -ne 0 ]; then
-    for f in gw.log m1.out m2.out m3.out m4.out m5.out m6.out; do echo "# --- $f"; tail -n 20 "$W/$f" | sed 's/^/# /'; done
+    for f in gw.log m1.out m2.out m3.out m4.out m5.out m6.out m7.out m8.out; do echo "# --- $f"; tail -n 20 "$W/$f" | sed 's/^/# /'; done
 fi
 echo "1..$n"
 [ $fails -eq 0 ]
