@@ -54,6 +54,20 @@ for d in 'Type=notify' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=
 done
 check "ocgate.service passes no secret on the command line" \
     '! grep -Ei "^ExecStart=.*(key|password|secret)" "$u"'
+# The paths the unit names are where `meson install` (default prefix) puts things.
+build=$(dirname "$ocgate")
+if [ -f "$build/build.ninja" ] && [ "$(meson introspect --buildoptions "$build" 2>/dev/null |
+        python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])' 2>/dev/null)" = /usr/local ]; then
+    DESTDIR=$W/root meson install -C "$build" --no-rebuild --quiet >"$W/install" 2>&1
+    exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$u")
+    doc=$(sed -n 's/^Documentation=file:\([^ ]*\).*/\1/p' "$u")
+    check "meson install puts the binary at the unit's ExecStart ($exe)" '[ -x "$W/root$exe" ]'
+    check "... and the documentation at its Documentation= ($doc)" '[ -f "$W/root$doc" ]'
+else
+    skip "meson install paths" "$build is not a meson build directory with prefix /usr/local"
+    skip "meson install documentation path" "the same"
+fi
+
 "$ocgate" config keys >"$W/keys"
 check "every OCGATE_* variable the units set is a configuration key" \
     '(for v in $(grep -ho "OCGATE_[A-Z_]*=" "$root"/deploy/*.service | tr -d = | sort -u); do grep -qw "$v" "$W/keys" || { echo "# unknown: $v"; exit 1; }; done)'
