@@ -354,7 +354,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST || path_len < sl ||
         memcmp(uri + path_len - sl, SIM_WEBHOOK_SUFFIX, sl) != 0) {
         reply(req, 404, "Not Found",
-              "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"only POST .../transfer/webhook\"}}");
+              "{\"error\":{\"code\":\"NOT_FOUND\","
+              "\"message\":\"only POST .../transfer/webhook\"}}");
         return;
     }
     s->requests++;
