@@ -62,12 +62,29 @@ export function recordSecret(secret) {
     if (file && secret) fs.appendFileSync(file, `${secret}\n`, { mode: 0o600 });
 }
 
+// Kept in memory and written once when the scenario ends (flushRequestIds, from done() and
+// on exit): a synchronous write per request would stall the fake merchants that share this
+// process's event loop, and with them the timing checks.
+const requestIds = [];
+
 function recordRequestId(id) {
-    const dir = process.env.OCG_TEST_LOG_DIR;
-    if (dir && typeof id === 'string' && /^[0-9a-f]{16}$/.test(id)) {
-        fs.appendFileSync(path.join(dir, 'requests.list'), `${id}\n`);
+    if (process.env.OCG_TEST_LOG_DIR && typeof id === 'string' && /^[0-9a-f]{16}$/.test(id)) {
+        requestIds.push(id);
     }
 }
+
+function flushRequestIds() {
+    const dir = process.env.OCG_TEST_LOG_DIR;
+    if (!dir || requestIds.length === 0) return;
+    const text = requestIds.join('\n') + '\n';
+    requestIds.length = 0;
+    try {
+        fs.appendFileSync(path.join(dir, 'requests.list'), text);
+    } catch (e) {
+        console.log(`# cannot record request ids in ${dir}: ${e.message}`);
+    }
+}
+process.on('exit', flushRequestIds);
 
 // --- TAP -----------------------------------------------------------------------------------
 
@@ -113,6 +130,7 @@ export function failures() {
 
 // Prints the plan and sets the exit status (1 if anything failed or nothing was tested).
 export function done() {
+    flushRequestIds();
     if (finished) return;
     finished = true;
     console.log(`1..${testNo}`);
