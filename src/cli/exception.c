@@ -179,18 +179,6 @@ static void print_list(const json_t *page)
     ops_print_next(page, "ocgate exception list (same filters)");
 }
 
-/* The OS user running the command, for the audit trail: the name of the effective uid, or
- * "uid:N" when it has none. */
-static void os_actor(char *buf, size_t buf_len)
-{
-    uid_t uid = geteuid();
-    struct passwd *pw = getpwuid(uid);
-    if (pw && pw->pw_name && *pw->pw_name && strlen(pw->pw_name) < buf_len)
-        snprintf(buf, buf_len, "%s", pw->pw_name);
-    else
-        snprintf(buf, buf_len, "uid:%lu", (unsigned long)uid);
-}
-
 /* The gateway's OCID from the configuration, as `ocgate serve` would load it. */
 static int gateway_ocid(const char *path, int64_t *out)
 {
@@ -260,7 +248,7 @@ int cli_exception(int argc, char **argv)
                         .reason = a.reason, .gateway_ocid = -1, .now = (int64_t)time(NULL) };
     char actor[256];
     if (!is_list) {
-        os_actor(actor, sizeof(actor));
+        ops_os_actor(actor, sizeof(actor));
         rq.actor = actor;
         if (strcmp(a.action, "attach") == 0 && gateway_ocid(a.config, &rq.gateway_ocid) != 0)
             return CLI_EXIT_FAILURE;

@@ -2,10 +2,12 @@
 #include "cli/ops.h"
 
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "cli/cli.h"
@@ -155,4 +157,14 @@ void ops_print_next(const json_t *page, const char *command)
     const char *next = json_string_value(json_object_get(page, "next_cursor"));
     if (next)
         printf("(more: %s --cursor %s)\n", command, next);
+}
+
+void ops_os_actor(char *buf, size_t buf_len)
+{
+    uid_t uid = geteuid();
+    struct passwd *pw = getpwuid(uid);
+    if (pw && pw->pw_name && *pw->pw_name && strlen(pw->pw_name) < buf_len)
+        snprintf(buf, buf_len, "%s", pw->pw_name);
+    else
+        snprintf(buf, buf_len, "uid:%lu", (unsigned long)uid);
 }

@@ -61,3 +61,7 @@ const char *ops_time_cell(const json_t *obj, const char *key, char *buf, size_t 
 
 /* Prints the hint for the next page of a list answer, if there is one. */
 void ops_print_next(const json_t *page, const char *command);
+
+/* The OS user running the command, for the audit trail: the name of the effective uid, or
+ * "uid:N" when it has none. */
+void ops_os_actor(char *buf, size_t buf_len);
