@@ -342,7 +342,7 @@ LANGUAGE sql IMMUTABLE AS $$
                                              THEN 'CURRENCY_MISMATCH' ELSE 'AMOUNT_MISMATCH' END
                                     ELSE 'BAD_REQUEST' END,
                         'message', coalesce(p_r ->> 'message', p_r ->> 'result')))
-                        || (p_r - 'result' - 'message'))
+                        || (p_r - 'message'))
            END
 $$;
 
