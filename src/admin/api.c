@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/remote.h"
 #include "admin/seal.h"
 #include "obs/log.h"
 #include "proto/keys.h"
@@ -717,30 +718,6 @@ static bool has_scope(const json_t *scopes, const char *scope)
     return false;
 }
 
-/* HMAC-SHA256(secret, METHOD \n target \n timestamp \n sha256hex(body)) in lowercase hex. */
-static int request_mac(const uint8_t *secret, size_t secret_len, const ApiCall *c,
-                       char out[2 * SHA256_DIGEST_LENGTH + 1])
-{
-    uint8_t body_hash[SHA256_DIGEST_LENGTH], mac[EVP_MAX_MD_SIZE];
-    char body_hex[2 * SHA256_DIGEST_LENGTH + 1];
-    SHA256((const uint8_t *)(c->body ? c->body : ""), c->body_len, body_hash);
-    hex_encode(body_hash, sizeof(body_hash), body_hex);
-    size_t n = strlen(c->method) + strlen(c->target) + strlen(c->timestamp) + 64 + 4;
-    char *msg = oc_malloc(n);
-    if (!msg)
-        return -ENOMEM;
-    int len = snprintf(msg, n, "%s\n%s\n%s\n%s", c->method, c->target, c->timestamp, body_hex);
-    unsigned mac_len = 0;
-    const uint8_t *r = HMAC(EVP_sha256(), secret, (int)secret_len, (const uint8_t *)msg,
-                            (size_t)len, mac, &mac_len);
-    oc_free(msg);
-    if (!r || mac_len != SHA256_DIGEST_LENGTH)
-        return -EIO;
-    hex_encode(mac, SHA256_DIGEST_LENGTH, out);
-    OPENSSL_cleanse(mac, sizeof(mac));
-    return 0;
-}
-
 static void on_client(void *userdata, DbError err, const PGresult *res)
 {
     ApiCall *c = userdata;
@@ -770,7 +747,8 @@ static void on_client(void *userdata, DbError err, const PGresult *res)
         return;
     }
     char mac[2 * SHA256_DIGEST_LENGTH + 1];
-    r = request_mac(secret, secret_len, c, mac);
+    r = admin_request_mac(secret, secret_len, c->method, c->target, c->timestamp, c->body,
+                          c->body_len, mac);
     OPENSSL_cleanse(secret, sizeof(secret));
     if (r != 0) {
         json_decref(doc);

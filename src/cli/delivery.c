@@ -29,6 +29,8 @@ static void delivery_usage(FILE *out)
           "  show ID [--json]     one delivery with every attempt\n"
           "  retry ID             replay a dead or rejected delivery\n"
           "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
+          OPS_REMOTE_USAGE
+          "        (retry only; list and show read the database)\n"
           "exit status: 0 success, 1 failure (incl. not found), 2 usage error\n",
           out);
 }
@@ -265,10 +267,37 @@ int cli_delivery(int argc, char **argv)
     int is_retry = strcmp(cmd, "retry") == 0;
     if (!is_list && !is_show && !is_retry)
         return ops_unknown_command(PROG, cmd, delivery_usage);
+    OpsRemote remote;
+    if ((status = ops_remote_take(PROG, &argc, argv, &remote)) >= 0)
+        return status;
     Args a;
     int r = parse_args(cmd, argc - 1, argv + 1, &a);
-    if (r)
-        return r;
+    if (r || (remote.on && !is_retry)) {
+        ops_remote_deinit(&remote);
+        return r ? r : ops_usage_error(PROG, "remote mode offers only retry (the API's "
+                                       "GET /admin/v1/deliveries lists and shows)");
+    }
+    if (remote.on) {
+        char target[128], err[512];
+        json_t *doc = NULL;
+        snprintf(target, sizeof(target), "/admin/v1/deliveries/%s/retry", a.id);
+        r = ops_remote_call(&remote, "POST", target, NULL, &doc, err, sizeof(err));
+        ops_remote_deinit(&remote);
+        const char *result = json_string_value(json_object_get(doc, "result"));
+        status = CLI_EXIT_FAILURE;
+        if (r != 0) {
+            fprintf(stderr, PROG " retry: %s\n", err);
+        } else if (result && strcmp(result, "done") == 0) {
+            printf("delivery %s is pending again; a running worker sends it within a second\n",
+                   a.id);
+            status = CLI_EXIT_OK;
+        } else {
+            char msg[OPS_CELL_MAX];
+            fprintf(stderr, PROG " retry: %s\n", ops_cell(doc, "message", msg, sizeof(msg)));
+        }
+        json_decref(doc);
+        return status;
+    }
 
     PGconn *conn;
     if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)

@@ -9,7 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "admin/admin.h"
+#include "admin/remote.h"
+#include "cli/db.h"
+#include "util/hex.h"
 #include "cli/cli.h"
 #include "proto/sigstr.h"
 
@@ -167,4 +174,150 @@ void ops_os_actor(char *buf, size_t buf_len)
         snprintf(buf, buf_len, "%s", pw->pw_name);
     else
         snprintf(buf, buf_len, "uid:%lu", (unsigned long)uid);
+}
+
+static int take_option(const char *name, int *argc, char **argv, int i, const char **value)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[i], name, n) != 0)
+        return 0;
+    int used;
+    if (argv[i][n] == '=') {
+        *value = argv[i] + n + 1;
+        used = 1;
+    } else if (argv[i][n] == '\0' && i + 1 < *argc) {
+        *value = argv[i + 1];
+        used = 2;
+    } else {
+        return 0;
+    }
+    for (int k = i; k + used <= *argc; k++)
+        argv[k] = argv[k + used];
+    *argc -= used;
+    return 1;
+}
+
+int ops_remote_take(const char *prog, int *argc, char **argv, OpsRemote *r)
+{
+    memset(r, 0, sizeof(*r));
+    const char *file = NULL;
+    for (int i = 1; i < *argc;) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (take_option("--admin-url", argc, argv, i, &r->url) ||
+            take_option("--client-secret-file", argc, argv, i, &file) ||
+            take_option("--client", argc, argv, i, &r->client))
+            continue;
+        i++;
+    }
+    if (!r->url && !r->client && !file)
+        return -1;
+    if (!r->url || !r->client || !file)
+        return ops_usage_error(prog, "remote mode needs --admin-url, --client and "
+                               "--client-secret-file together");
+    if (!admin_client_id_valid(r->client))
+        return ops_usage_error(prog, "--client must be a client id (ocgc_ and 24 hex digits)");
+    int e = cli_read_password_file(file, r->secret, sizeof(r->secret));
+    if (e != 0 || !r->secret[0]) {
+        fprintf(stderr, "%s: cannot use the client secret file %s: %s\n", prog, file,
+                e == -EACCES ? "it is readable by group or others; refusing it (chmod 600)"
+                : e == 0     ? "it is empty"
+                             : strerror(-e));
+        ops_remote_deinit(r);
+        return CLI_EXIT_USAGE;
+    }
+    r->on = 1;
+    return -1;
+}
+
+void ops_remote_deinit(OpsRemote *r)
+{
+    OPENSSL_cleanse(r->secret, sizeof(r->secret));
+    r->on = 0;
+}
+
+int ops_url_append(char *out, size_t out_len, const char *value)
+{
+    static const char hexdig[] = "0123456789ABCDEF";
+    size_t used = strlen(out);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+                    *p == '~';
+        if (used + (plain ? 1 : 3) >= out_len)
+            return -1;
+        if (plain) {
+            out[used++] = (char)*p;
+        } else {
+            out[used++] = '%';
+            out[used++] = hexdig[*p >> 4];
+            out[used++] = hexdig[*p & 15];
+        }
+    }
+    out[used] = '\0';
+    return 0;
+}
+
+int ops_query_add(char *target, size_t target_len, const char *key, const char *value)
+{
+    if (!value)
+        return 0;
+    size_t used = strlen(target);
+    int n = snprintf(target + used, target_len - used, "%c%s=",
+                     strchr(target, '?') ? '&' : '?', key);
+    if (n < 0 || (size_t)n >= target_len - used)
+        return -1;
+    return ops_url_append(target, target_len, value);
+}
+
+int ops_remote_call(const OpsRemote *r, const char *method, const char *target, const char *body,
+                    json_t **out, char *err, size_t err_len)
+{
+    char key[33];
+    uint8_t rnd[16];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        snprintf(err, err_len, "no random bytes for the Idempotency-Key");
+        return ADMIN_E_DB;
+    }
+    hex_encode(rnd, sizeof(rnd), key);
+    AdminRemoteRequest rq = { .base_url = r->url, .client = r->client, .secret = r->secret,
+                              .method = method, .target = target, .body = body,
+                              .idempotency_key = strcmp(method, "POST") == 0 ? key : NULL };
+    int status = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int e = admin_remote_call(&rq, &status, &text, &len, err, err_len);
+    if (e != 0)
+        return ADMIN_E_DB;
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    free(text);
+    if (!doc) {
+        snprintf(err, err_len, "the admin API answered %d with a body that is not JSON", status);
+        return ADMIN_E_DB;
+    }
+    if (status >= 200 && status < 300) {
+        *out = doc;
+        return 0;
+    }
+    const json_t *error = json_object_get(doc, "error");
+    const char *code = json_string_value(json_object_get(error, "code"));
+    const char *msg = json_string_value(json_object_get(error, "message"));
+    if (json_is_string(json_object_get(doc, "result"))) {
+        /* A refusal of the operation itself: the same answer the database mode prints. */
+        json_t *ans = json_deep_copy(doc);
+        json_decref(doc);
+        if (!ans) {
+            snprintf(err, err_len, "out of memory");
+            return -ENOMEM;
+        }
+        json_object_del(ans, "error");
+        json_object_set_new(ans, "message", json_string(msg ? msg : ""));
+        *out = ans;
+        return 0;
+    }
+    char m[OPS_CELL_MAX];
+    snprintf(err, err_len, "%s: %s (HTTP %d)", code ? code : "ERROR",
+             ops_cell(error, "message", m, sizeof(m)), status);
+    json_decref(doc);
+    return status == 400 ? ADMIN_E_INVALID : status == 404 ? ADMIN_E_NOT_FOUND : ADMIN_E_DB;
 }

@@ -574,7 +574,6 @@ async function scenario(gw) {
             ['balance'],
             ['balance', '--merchant', String(merchantB.ocid)],
             ['exception', 'list', '--status', 'open'],
-            ['ledger', 'entries', '--limit', '5'],
         ];
         for (const args of pairs) {
             const local = cli([...args, '--json']);
