@@ -305,13 +305,15 @@ int ops_remote_call(const OpsRemote *r, const char *method, const char *target, 
     if (json_is_string(json_object_get(doc, "result"))) {
         /* A refusal of the operation itself: the same answer the database mode prints. */
         json_t *ans = json_deep_copy(doc);
-        json_decref(doc);
+        if (ans) {
+            json_object_set_new(ans, "message", json_string(msg ? msg : ""));
+            json_object_del(ans, "error");
+        }
+        json_decref(doc); /* msg pointed into it */
         if (!ans) {
             snprintf(err, err_len, "out of memory");
             return -ENOMEM;
         }
-        json_object_del(ans, "error");
-        json_object_set_new(ans, "message", json_string(msg ? msg : ""));
         *out = ans;
         return 0;
     }

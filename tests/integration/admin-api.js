@@ -589,7 +589,7 @@ async function scenario(gw) {
         h.ok(rr.status === 0 && rr.json && rr.json.result === 'done', 'remote mode: exception resolve --refund → done', `${rr.status} ${rr.stderr} ${rr.stdout}`);
         h.is(h.sql(`SELECT resolved_by FROM exceptions WHERE id = ${x.id}`), actor, 'remote mode: the actor is the API client');
         const again = cli(['exception', 'resolve', String(x.id), '--dismiss', '--reason', 'r', '--json', ...remote], { extraEnv: noDb });
-        h.ok(again.status === 1 && again.json && again.json.result === 'invalid_state', 'remote mode: a refused resolution → exit 1 with the same answer', `${again.status} ${again.stdout}`);
+        h.ok(again.status === 1 && again.json && again.json.result === 'invalid_state', 'remote mode: a refused resolution → exit 1 with the same answer', `${again.status} ${again.stdout} ${again.stderr}`);
         const nf = cli(['payment', 'show', 'pay_nope', ...remote], { extraEnv: noDb });
         h.ok(nf.status === 1 && /PAYMENT_NOT_FOUND|no payment/.test(nf.stderr), 'remote mode: an unknown payment → exit 1', nf.stderr);
         const badSecret = path.join(env.dir, 'wrong.secret');
