@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "cli/db.h"
 #include "cli/ops.h"
@@ -227,15 +228,53 @@ int cli_participant(int argc, char **argv)
     char err[512];
     status = CLI_EXIT_OK;
     if (is_add || is_update || is_disable) {
-        r = is_add ? participants_insert(conn, a.ocid, &a.f, err, sizeof(err))
-                   : participants_update(conn, a.ocid, &a.f, err, sizeof(err));
-        if (r) {
-            fprintf(stderr, PROG " %s: %s\n", cmd, err);
+        /* The same SQL function as the admin API, so the change is audited under the OS
+         * user (admin_audit) like every other operator action. */
+        json_t *fields = json_object(), *roles = json_array(), *doc = NULL;
+        char *fields_text = NULL;
+        if (fields && roles && a.f.roles_csv) {
+            for (const char *p = a.f.roles_csv; *p;) {
+                size_t n = strcspn(p, ",");
+                json_array_append_new(roles, json_stringn(p, n));
+                p += n + (p[n] == ',');
+            }
+            json_object_set(fields, "roles", roles);
+        }
+        if (fields && a.f.name)
+            json_object_set_new(fields, "name", json_string(a.f.name));
+        if (fields && a.f.public_key_hex)
+            json_object_set_new(fields, "publicKey", json_string(a.f.public_key_hex));
+        if (fields && (a.f.endpoint || a.f.clear_endpoint))
+            json_object_set_new(fields, "endpoint",
+                                a.f.endpoint ? json_string(a.f.endpoint) : json_null());
+        if (fields && a.f.form)
+            json_object_set_new(fields, "form", json_string(a.f.form));
+        if (fields && a.f.enabled >= 0)
+            json_object_set_new(fields, "enabled", json_boolean(a.f.enabled));
+        json_decref(roles);
+        fields_text = fields ? json_dumps(fields, JSON_COMPACT) : NULL;
+        json_decref(fields);
+        char ocid[24], actor[256];
+        snprintf(ocid, sizeof(ocid), "%" PRId64, a.ocid);
+        ops_os_actor(actor, sizeof(actor));
+        const char *params[4] = { ocid, is_add ? "t" : "f", fields_text, actor };
+        r = fields_text ? admin_run(conn, ADMIN_STMT_PARTICIPANT_PUT, params, &doc, err,
+                                    sizeof(err))
+                        : -ENOMEM;
+        free(fields_text);
+        const char *result = r == 0 ? json_string_value(json_object_get(doc, "result")) : NULL;
+        if (r != 0) {
+            fprintf(stderr, PROG " %s: %s\n", cmd, r == -ENOMEM ? "out of memory" : err);
+            status = CLI_EXIT_FAILURE;
+        } else if (!result || strcmp(result, "done") != 0) {
+            char msg[OPS_CELL_MAX];
+            fprintf(stderr, PROG " %s: %s\n", cmd, ops_cell(doc, "message", msg, sizeof(msg)));
             status = CLI_EXIT_FAILURE;
         } else {
             printf("participant %" PRId64 " %s\n", a.ocid,
                    is_add ? "added" : is_disable ? "disabled" : "updated");
         }
+        json_decref(doc);
     } else {
         PGresult *res = participants_select(conn, is_list ? -1 : a.ocid, err, sizeof(err));
         if (!res) {

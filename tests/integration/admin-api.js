@@ -266,6 +266,11 @@ async function scenario(gw) {
     h.is((await webhook(provider, late)).status, 200, 'setup: a late proof');
     const [xUnmatched, xMismatch, xDuplicate, xLate] = [unmatched, mismatch, duplicate, late].map(exceptionId);
     h.checkInvariants('after setup');
+    {
+        const osUser = (await import('node:os')).userInfo().username;
+        h.is(h.sql(`SELECT actor || '|' || action || '|' || (result->>'result') FROM admin_audit WHERE target = 'participant:${provider.ocid}'`),
+            `${osUser}|participant.create|done`, 'ocgate participant add runs the API\'s SQL function: audited under the OS user');
+    }
 
     // --- authentication and authorization ------------------------------------------------------
     const P = '/admin/v1/payments';
