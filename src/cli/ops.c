@@ -197,33 +197,48 @@ static int take_option(const char *name, int *argc, char **argv, int i, const ch
     return 1;
 }
 
+/* Reads the client secret file into out (wiped on failure); 0 or a negative errno, -ENODATA
+ * for an empty file. */
+static int read_secret(const char *path, char *out, size_t out_len)
+{
+    int e = cli_read_password_file(path, out, out_len);
+    if (e == 0 && !out[0])
+        e = -ENODATA;
+    return e;
+}
+
+static const char *secret_error(int e)
+{
+    return e == -EACCES    ? "it is readable by group or others; refusing it (chmod 600)"
+           : e == -ENODATA ? "it is empty"
+                           : strerror(-e);
+}
+
 int ops_remote_take(const char *prog, int *argc, char **argv, OpsRemote *r)
 {
     memset(r, 0, sizeof(*r));
-    const char *file = NULL;
     for (int i = 1; i < *argc;) {
         if (strcmp(argv[i], "--") == 0)
             break;
         if (take_option("--admin-url", argc, argv, i, &r->url) ||
-            take_option("--client-secret-file", argc, argv, i, &file) ||
+            take_option("--client-secret-file", argc, argv, i, &r->secret_file) ||
             take_option("--client", argc, argv, i, &r->client))
             continue;
         i++;
     }
-    if (!r->url && !r->client && !file)
+    if (!r->url && !r->client && !r->secret_file)
         return -1;
-    if (!r->url || !r->client || !file)
+    if (!r->url || !r->client || !r->secret_file)
         return ops_usage_error(prog, "remote mode needs --admin-url, --client and "
                                "--client-secret-file together");
     if (!admin_client_id_valid(r->client))
         return ops_usage_error(prog, "--client must be a client id (ocgc_ and 24 hex digits)");
-    int e = cli_read_password_file(file, r->secret, sizeof(r->secret));
-    if (e != 0 || !r->secret[0]) {
-        fprintf(stderr, "%s: cannot use the client secret file %s: %s\n", prog, file,
-                e == -EACCES ? "it is readable by group or others; refusing it (chmod 600)"
-                : e == 0     ? "it is empty"
-                             : strerror(-e));
-        ops_remote_deinit(r);
+    char secret[256];
+    int e = read_secret(r->secret_file, secret, sizeof(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (e != 0) {
+        fprintf(stderr, "%s: cannot use the client secret file %s: %s\n", prog, r->secret_file,
+                secret_error(e));
         return CLI_EXIT_USAGE;
     }
     r->on = 1;
@@ -232,8 +247,7 @@ int ops_remote_take(const char *prog, int *argc, char **argv, OpsRemote *r)
 
 void ops_remote_deinit(OpsRemote *r)
 {
-    OPENSSL_cleanse(r->secret, sizeof(r->secret));
-    r->on = 0;
+    memset(r, 0, sizeof(*r));
 }
 
 int ops_url_append(char *out, size_t out_len, const char *value)
@@ -280,13 +294,21 @@ int ops_remote_call(const OpsRemote *r, const char *method, const char *target, 
         return ADMIN_E_DB;
     }
     hex_encode(rnd, sizeof(rnd), key);
-    AdminRemoteRequest rq = { .base_url = r->url, .client = r->client, .secret = r->secret,
+    char secret[256];
+    int e = read_secret(r->secret_file, secret, sizeof(secret));
+    if (e != 0) {
+        snprintf(err, err_len, "cannot use the client secret file %s: %s", r->secret_file,
+                 secret_error(e));
+        return ADMIN_E_DB;
+    }
+    AdminRemoteRequest rq = { .base_url = r->url, .client = r->client, .secret = secret,
                               .method = method, .target = target, .body = body,
                               .idempotency_key = strcmp(method, "POST") == 0 ? key : NULL };
     int status = 0;
     char *text = NULL;
     size_t len = 0;
-    int e = admin_remote_call(&rq, &status, &text, &len, err, err_len);
+    e = admin_remote_call(&rq, &status, &text, &len, err, err_len);
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (e != 0)
         return ADMIN_E_DB;
     json_t *doc = json_loadb(text, len, 0, NULL);

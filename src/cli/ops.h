@@ -69,19 +69,20 @@ void ops_os_actor(char *buf, size_t buf_len);
 /* Remote mode: `--admin-url URL --client ID --client-secret-file PATH` on an operator command
  * sends it to an admin API (docs/admin-api.md) instead of the database, with the same output.
  * The secret is read from the file (refused if group or others may read it), never from the
- * command line, and wiped by ops_remote_deinit. */
+ * command line, only for the moment a request is signed, and wiped right after. */
 typedef struct OpsRemote {
     int on;
     const char *url;
     const char *client;
-    char secret[256];
+    const char *secret_file;
 } OpsRemote;
 
 /* Takes the three remote options (as "--opt value" or "--opt=value") out of argv, shifting
- * the rest down and updating *argc, and reads the secret file. Returns -1 to go on (r->on set
- * when the options were given), or an exit status after printing why: CLI_EXIT_USAGE when
- * only some of them were given, or the secret file is unusable. */
+ * the rest down and updating *argc, and checks that the secret file is usable. Returns -1 to
+ * go on (r->on set when the options were given), or an exit status after printing why:
+ * CLI_EXIT_USAGE when only some of them were given, or the secret file is unusable. */
 int ops_remote_take(const char *prog, int *argc, char **argv, OpsRemote *r);
+/* Forgets the options (nothing secret is held). */
 void ops_remote_deinit(OpsRemote *r);
 
 /* Lines for a command's usage text. */

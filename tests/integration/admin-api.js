@@ -579,6 +579,8 @@ async function scenario(gw) {
             ['balance'],
             ['balance', '--merchant', String(merchantB.ocid)],
             ['exception', 'list', '--status', 'open'],
+            ['participant', 'list'],
+            ['participant', 'show', '--ocid', String(provider.ocid)],
         ];
         for (const args of pairs) {
             const local = cli([...args, '--json']);
@@ -607,6 +609,22 @@ async function scenario(gw) {
         fs.chmodSync(secretFile, 0o600);
         const half = cli(['balance', '--admin-url', `http://127.0.0.1:${adminPort}`], { extraEnv: noDb });
         h.is(half.status, 2, 'remote mode without --client → exit 2');
+        const pk = oc.publicKey(oc.randomPrivateKey());
+        const add = cli(['participant', 'add', '--ocid', '69100', '--name', 'remote-made', '--roles', 'merchant,payment_app',
+            '--public-key', pk, '--endpoint', 'https://m.example/oc', ...remote], { extraEnv: noDb });
+        h.ok(add.status === 0 && /participant 69100 added/.test(add.stdout), 'remote mode: participant add', `${add.status} ${add.stderr}`);
+        const upd = cli(['participant', 'update', '--ocid', '69100', '--no-endpoint', '--form', 'legacy', ...remote], { extraEnv: noDb });
+        h.ok(upd.status === 0 && /updated/.test(upd.stdout), 'remote mode: participant update --no-endpoint', `${upd.status} ${upd.stderr}`);
+        const dis = cli(['participant', 'disable', '--ocid', '69100', ...remote], { extraEnv: noDb });
+        h.ok(dis.status === 0 && /disabled/.test(dis.stdout), 'remote mode: participant disable', `${dis.status} ${dis.stderr}`);
+        h.is(h.sql("SELECT name || '|' || array_to_string(roles, ',') || '|' || coalesce(endpoint, 'none') || '|' || canonical_form || '|' || enabled FROM participants WHERE ocid = 69100"),
+            'remote-made|merchant,payment_app|none|legacy|false', 'remote mode: the participant as added, updated and disabled');
+        h.is(h.sql("SELECT string_agg(DISTINCT actor, ',') FROM admin_audit WHERE target = 'participant:69100'"), actor,
+            'remote mode: participant changes audited under client:<id>');
+        const dupAdd = cli(['participant', 'add', '--ocid', '69100', '--name', 'x', '--roles', 'merchant', '--public-key', pk, ...remote], { extraEnv: noDb });
+        h.ok(dupAdd.status === 1 && /already exists/.test(dupAdd.stderr), 'remote mode: adding an existing OCID → exit 1', dupAdd.stderr);
+        const nfShow = cli(['participant', 'show', '--ocid', '99999998', ...remote], { extraEnv: noDb });
+        h.is(nfShow.status, 1, 'remote mode: participant show of an unknown OCID → exit 1');
         const dl = cli(['delivery', 'retry', '00000000-0000-0000-0000-000000000000', ...remote], { extraEnv: noDb });
         h.is(dl.status, 1, 'remote mode: delivery retry of an unknown id → exit 1');
     }
