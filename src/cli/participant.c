@@ -18,7 +18,7 @@
 #include "proto/canon.h"
 #include "proto/keys.h"
 #include "proto/sigstr.h"
-#include "store/participants.h"
+#include "store/participants.h" /* ParticipantFields */
 
 #define PROG "ocgate participant"
 
@@ -155,21 +155,7 @@ static int parse_args(int argc, char **argv, Args *a)
     return 0;
 }
 
-static json_t *row_json(const PGresult *res, int i)
-{
-    return json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s,s:b,s:I,s:I}",
-                     "ocid", (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10),
-                     "name", PQgetvalue(res, i, 1),
-                     "roles", PQgetvalue(res, i, 2),
-                     "publicKey", PQgetvalue(res, i, 3),
-                     "endpoint", PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-                     "form", PQgetvalue(res, i, 5),
-                     "enabled", strcmp(PQgetvalue(res, i, 6), "t") == 0,
-                     "createdAt", (json_int_t)strtoll(PQgetvalue(res, i, 7), NULL, 10),
-                     "updatedAt", (json_int_t)strtoll(PQgetvalue(res, i, 8), NULL, 10));
-}
-
-/* Prints rows (an array of row_json objects) as --json or a table; single = `show`. */
+/* Prints rows (an array of api_row objects) as --json or a table; single = `show`. */
 static int print_rows(json_t *rows, int json, int single)
 {
     if (json)
@@ -202,19 +188,8 @@ static int print_rows(json_t *rows, int json, int single)
     return CLI_EXIT_OK;
 }
 
-/* The rows of a select as an array of row_json objects; NULL when memory runs out. */
-static json_t *rows_json(const PGresult *res)
-{
-    json_t *out = json_array();
-    for (int i = 0; out && i < PQntuples(res); i++)
-        if (json_array_append_new(out, row_json(res, i)) != 0) {
-            json_decref(out);
-            out = NULL;
-        }
-    return out;
-}
-
-/* An admin API participant in row_json's shape (roles as comma-separated text). */
+/* A participant of the admin functions in the CLI's shape (roles as comma-separated text,
+ * keys in this order). */
 static json_t *api_row(const json_t *p)
 {
     char roles[256] = "";
@@ -225,7 +200,7 @@ static json_t *api_row(const json_t *p)
         snprintf(roles + used, sizeof(roles) - used, "%s%s", i ? "," : "",
                  json_string_value(r) ? json_string_value(r) : "?");
     }
-    /* Built key by key: the API's objects come in jsonb's key order, row_json's do not. */
+    /* Built key by key: the functions' objects come in jsonb's key order. */
 #define F(k) k, json_object_get(p, k)
     return json_pack("{s:O?,s:O?,s:s,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", F("ocid"), F("name"),
                      "roles", roles, F("publicKey"), F("endpoint"), F("form"), F("enabled"),
@@ -280,49 +255,70 @@ static int report_change(const char *cmd, const Args *a, int r, const json_t *do
     return CLI_EXIT_OK;
 }
 
-/* The command through the admin API (ops.h, remote mode). */
-static int remote_participant(const OpsRemote *remote, const char *cmd, const Args *a)
+/* `list` and `show` on the database (conn) or through the admin API (remote): the same
+ * SQL functions either way (oc_admin_participants, oc_admin_participant). */
+static int show_participants(PGconn *conn, const OpsRemote *remote, const char *cmd,
+                             const Args *a)
 {
-    char target[256], err[512];
+    int single = strcmp(cmd, "show") == 0, status = CLI_EXIT_FAILURE, pages = 0, r = 0;
+    char target[1024], err[512], cursor[800] = "", ocid[24];
+    json_t *rows = json_array(), *doc = NULL;
+    snprintf(ocid, sizeof(ocid), "%" PRId64, a->ocid);
+    if (!rows) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    do {
+        const char *params[2] = { single ? ocid : cursor[0] ? cursor : NULL, "1000" };
+        if (conn) {
+            r = admin_run(conn, single ? ADMIN_STMT_PARTICIPANT : ADMIN_STMT_PARTICIPANTS, params,
+                          &doc, err, sizeof(err));
+        } else {
+            snprintf(target, sizeof(target), single ? "/admin/v1/participants/%s"
+                                                    : "/admin/v1/participants?limit=1000",
+                     ocid);
+            r = single ? 0 : ops_query_add(target, sizeof(target), "cursor", params[0]);
+            if (r == 0)
+                r = ops_remote_call(remote, "GET", target, NULL, &doc, err, sizeof(err));
+            else
+                snprintf(err, sizeof(err), "the cursor is too long");
+        }
+        if (r != 0)
+            break;
+        size_t i;
+        const json_t *p;
+        if (single) {
+            r = json_array_append_new(rows, api_row(doc));
+        } else {
+            json_array_foreach(json_object_get(doc, "items"), i, p)
+                r |= json_array_append_new(rows, api_row(p));
+        }
+        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
+        snprintf(cursor, sizeof(cursor), "%s", next && !single ? next : "");
+        json_decref(doc);
+        doc = NULL;
+        if (r != 0) {
+            r = -ENOMEM;
+            snprintf(err, sizeof(err), "out of memory");
+            break;
+        }
+    } while (cursor[0] && ++pages < 1000);
+    if (r == 0)
+        status = print_rows(rows, a->json, single);
+    else if (single && r == ADMIN_E_NOT_FOUND)
+        fprintf(stderr, PROG " show: no participant has OCID %" PRId64 "\n", a->ocid);
+    else
+        status = ops_admin_failure(PROG, r, err);
+    json_decref(rows);
+    return status;
+}
+
+/* add, update and disable through the admin API (ops.h, remote mode). */
+static int remote_change(const OpsRemote *remote, const char *cmd, const Args *a)
+{
+    char target[256], err[512] = "";
     json_t *doc = NULL;
     int r;
-    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "show") == 0) {
-        int single = strcmp(cmd, "show") == 0;
-        json_t *rows = json_array();
-        char cursor[800] = "";
-        int pages = 0;
-        do {
-            if (single)
-                snprintf(target, sizeof(target), "/admin/v1/participants/%" PRId64, a->ocid);
-            else if (snprintf(target, sizeof(target), "/admin/v1/participants?limit=1000") < 0 ||
-                     ops_query_add(target, sizeof(target), "cursor", cursor[0] ? cursor : NULL))
-                break;
-            r = ops_remote_call(remote, "GET", target, NULL, &doc, err, sizeof(err));
-            if (r != 0) {
-                json_decref(rows);
-                if (single && r == ADMIN_E_NOT_FOUND) {
-                    fprintf(stderr, PROG " show: no participant has OCID %" PRId64 "\n", a->ocid);
-                    return CLI_EXIT_FAILURE;
-                }
-                return ops_admin_failure(PROG, r, err);
-            }
-            size_t i;
-            const json_t *p;
-            if (single) {
-                json_array_append_new(rows, api_row(doc));
-            } else {
-                json_array_foreach(json_object_get(doc, "items"), i, p)
-                    json_array_append_new(rows, api_row(p));
-            }
-            const char *next = json_string_value(json_object_get(doc, "next_cursor"));
-            snprintf(cursor, sizeof(cursor), "%s", next && !single ? next : "");
-            json_decref(doc);
-            doc = NULL;
-        } while (cursor[0] && ++pages < 1000);
-        int status = print_rows(rows, a->json, single);
-        json_decref(rows);
-        return status;
-    }
     json_t *body = NULL;
     if (strcmp(cmd, "add") == 0) {
         body = fields_json(a);
@@ -378,7 +374,8 @@ int cli_participant(int argc, char **argv)
     if (is_disable)
         a.f.enabled = 0;
     if (remote.on) {
-        status = remote_participant(&remote, cmd, &a);
+        status = is_list || is_show ? show_participants(NULL, &remote, cmd, &a)
+                                    : remote_change(&remote, cmd, &a);
         ops_remote_deinit(&remote);
         return status;
     }
@@ -405,22 +402,7 @@ int cli_participant(int argc, char **argv)
         status = report_change(cmd, &a, r, doc, err);
         json_decref(doc);
     } else {
-        PGresult *res = participants_select(conn, is_list ? -1 : a.ocid, err, sizeof(err));
-        json_t *rows = res ? rows_json(res) : NULL;
-        if (!res) {
-            fprintf(stderr, PROG " %s: %s\n", cmd, err);
-            status = CLI_EXIT_FAILURE;
-        } else if (is_show && PQntuples(res) == 0) {
-            fprintf(stderr, PROG " show: no participant has OCID %" PRId64 "\n", a.ocid);
-            status = CLI_EXIT_FAILURE;
-        } else if (!rows) {
-            fprintf(stderr, PROG ": out of memory\n");
-            status = CLI_EXIT_FAILURE;
-        } else {
-            status = print_rows(rows, a.json, is_show);
-        }
-        json_decref(rows);
-        PQclear(res);
+        status = show_participants(conn, NULL, cmd, &a);
     }
     PQfinish(conn);
     return status;
