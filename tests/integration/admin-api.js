@@ -301,6 +301,11 @@ async function scenario(gw) {
             403, 'UNAUTHORIZED', 'payments:read only, resolving an exception');
         unchangedSince(before, 'a resolution without the scope');
         isError(await api(admin, 'GET', '/admin/v1/nothing'), 404, 'NOT_FOUND', 'an unknown path');
+        const big = JSON.stringify({ action: 'dismiss', reason: 'x'.repeat(70 * 1024) });
+        isError(await api(admin, 'POST', `/admin/v1/exceptions/${xDuplicate}/resolve`, { body: big, idem: 'big' }),
+            413, 'PAYLOAD_TOO_LARGE', 'a body over body_limit');
+        isError(await api(admin, 'POST', '/admin/v1/participants', { body: '{}', idem: 'x'.repeat(201) }),
+            400, 'BAD_REQUEST', 'an Idempotency-Key of 201 characters');
         isError(await api(admin, 'POST', P, { body: '{}', idem: 'x' }), 404, 'NOT_FOUND', 'POST on a read-only path');
 
         h.is((await api(doomed, 'GET', P)).status, 200, 'a client about to be revoked → 200');
@@ -452,6 +457,16 @@ async function scenario(gw) {
         isError(await api(admin, 'POST', `${X}/${xDuplicate}/resolve`, { body, idem: 'attach-late-1' }),
             409, 'IDEMPOTENCY_CONFLICT', 'the same Idempotency-Key on another path');
         unchangedSince(before2, 'an Idempotency-Key conflict');
+        // Keys are kept 24 h: one just younger still conflicts, one older is forgotten.
+        h.sql(`UPDATE admin_idempotency SET created_at = now() - interval '23 hours 59 minutes' WHERE key = 'attach-late-1'`);
+        isError(await api(admin, 'POST', `${X}/${xLate}/resolve`, { body: JSON.stringify({ action: 'refund' }), idem: 'attach-late-1' }),
+            409, 'IDEMPOTENCY_CONFLICT', 'a key used 23 h 59 min ago with another body');
+        h.sql(`UPDATE admin_idempotency SET created_at = now() - interval '24 hours 1 minute' WHERE key = 'attach-late-1'`);
+        const expired = await api(admin, 'POST', `${X}/${xLate}/resolve`, { body: JSON.stringify({ action: 'refund' }), idem: 'attach-late-1' });
+        h.ok(expired.status === 409 && code(expired) === 'INVALID_STATE' && expired.json.result === 'invalid_state',
+            'the key 24 h later is forgotten: the new request runs (and is refused on its merits: already attached)', short(expired));
+        h.is(h.sql("SELECT count(*) FROM admin_idempotency WHERE key = 'attach-late-1' AND created_at > now() - interval '1 minute'"), '1',
+            'and the key now stores the new answer');
         const otherKey = await api(admin, 'POST', `${X}/${xLate}/resolve`, { body, idem: 'attach-late-2' });
         h.ok(otherKey.status === 200 && otherKey.json.result === 'already_done', 'a new key for the same attach → already_done (the operation is idempotent too)', short(otherKey));
         unchangedSince(before2, 'the same attach under a new key');
