@@ -145,19 +145,20 @@ LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', d.id, 'payment', d.payment_txid, 'merchant', d.merchant_ocid, 'state', d.state,
         'attempts', d.attempts, 'nextAttemptAt', oc_epoch(d.next_attempt_at),
-        'leaseUntil', oc_epoch(d.lease_until), 'lastError', d.last_error,
+        'leaseUntil', oc_epoch(d.lease_until), 'lastError', d.last_error, 'worker', d.worker,
         'createdAt', oc_epoch(d.created_at), 'updatedAt', oc_epoch(d.updated_at))
 $$;
 
--- Deliveries ordered by (created_at, id), filtered by state and merchant. Answer {items,
--- next_cursor}.
-CREATE FUNCTION oc_admin_deliveries(p_state text, p_merchant bigint, p_cursor text,
-                                    p_limit integer)
+-- Deliveries ordered by (created_at, id), oldest first, or newest first when p_newest,
+-- filtered by state and merchant. Answer {items, next_cursor}.
+CREATE FUNCTION oc_admin_deliveries(p_state text, p_merchant bigint, p_newest boolean,
+                                    p_cursor text, p_limit integer)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     lim integer := oc_admin_limit(p_limit);
-    after_text text := oc_cursor_decode(p_cursor, 'deliveries');
+    v_list text := CASE WHEN p_newest THEN 'deliveries-newest' ELSE 'deliveries' END;
+    after_text text := oc_cursor_decode(p_cursor, v_list);
     after_id uuid;
     after_at timestamptz;
     items jsonb;
@@ -176,16 +177,28 @@ BEGIN
             PERFORM oc_admin_invalid('invalid cursor');
         END IF;
     END IF;
-    SELECT coalesce(jsonb_agg(oc_admin_delivery_json(s.d) ORDER BY (s.d).created_at, (s.d).id),
-                    '[]')
-      INTO items
-      FROM (SELECT d FROM deliveries d
-             WHERE (p_state IS NULL OR d.state = p_state)
-               AND (p_merchant IS NULL OR d.merchant_ocid = p_merchant)
-               AND (after_id IS NULL OR (d.created_at, d.id) > (after_at, after_id))
-             ORDER BY d.created_at, d.id
-             LIMIT lim + 1) s;
-    RETURN oc_admin_page(items, lim, 'deliveries', 'id');
+    IF p_newest THEN
+        SELECT coalesce(jsonb_agg(oc_admin_delivery_json(s.d)
+                                  ORDER BY (s.d).created_at DESC, (s.d).id DESC), '[]')
+          INTO items
+          FROM (SELECT d FROM deliveries d
+                 WHERE (p_state IS NULL OR d.state = p_state)
+                   AND (p_merchant IS NULL OR d.merchant_ocid = p_merchant)
+                   AND (after_id IS NULL OR (d.created_at, d.id) < (after_at, after_id))
+                 ORDER BY d.created_at DESC, d.id DESC
+                 LIMIT lim + 1) s;
+    ELSE
+        SELECT coalesce(jsonb_agg(oc_admin_delivery_json(s.d)
+                                  ORDER BY (s.d).created_at, (s.d).id), '[]')
+          INTO items
+          FROM (SELECT d FROM deliveries d
+                 WHERE (p_state IS NULL OR d.state = p_state)
+                   AND (p_merchant IS NULL OR d.merchant_ocid = p_merchant)
+                   AND (after_id IS NULL OR (d.created_at, d.id) > (after_at, after_id))
+                 ORDER BY d.created_at, d.id
+                 LIMIT lim + 1) s;
+    END IF;
+    RETURN oc_admin_page(items, lim, v_list, 'id');
 END $$;
 
 -- One delivery with every attempt, or NULL.
@@ -194,6 +207,7 @@ LANGUAGE sql STABLE AS $$
     SELECT oc_admin_delivery_json(d) || jsonb_build_object('attemptLog',
                coalesce((SELECT jsonb_agg(jsonb_build_object(
                                    'attempt', a.attempt, 'startedAt', oc_epoch(a.started_at),
+                                   'startedAtMs', (extract(epoch FROM a.started_at) * 1000)::bigint,
                                    'durationMs', a.duration_ms, 'httpStatus', a.http_status,
                                    'error', a.error, 'responseExcerpt', a.response_excerpt)
                                    ORDER BY a.attempt)

@@ -24,7 +24,7 @@ const DbStatement admin_statements[] = {
     [ADMIN_STMT_CLIENT_SECRET] = { "admin_client_secret", "SELECT oc_admin_client_secret($1)",
         1 },
     [ADMIN_STMT_DELIVERIES] = { "admin_deliveries",
-        "SELECT oc_admin_deliveries($1, $2::bigint, $3, $4::integer)", 4 },
+        "SELECT oc_admin_deliveries($1, $2::bigint, $3::boolean, $4, $5::integer)", 5 },
     [ADMIN_STMT_DELIVERY] = { "admin_delivery", "SELECT oc_admin_delivery($1::uuid)", 1 },
     [ADMIN_STMT_PARTICIPANTS] = { "admin_participants",
         "SELECT oc_admin_participants($1, $2::integer)", 2 },

@@ -43,7 +43,7 @@ typedef enum AdminCode {
  *                            (attach), reason, actor, gateway OCID, now (Unix seconds)
  *   admin_ledger_check       (none)
  *   admin_client_secret      client id   (the API's authentication: {scopes, sealed hex})
- *   admin_deliveries         state, merchant OCID, cursor, limit
+ *   admin_deliveries         state, merchant OCID, newest first (bool), cursor, limit
  *   admin_delivery           delivery id (uuid)
  *   admin_participants       cursor, limit
  *   admin_participant        OCID

@@ -85,7 +85,8 @@ static const char *const q_payments[] = { "status", "merchant", "currency", "fro
 static const char *const q_balances[] = { "merchant", NULL };
 static const char *const q_ledger[] = { "account", "cursor", "limit", NULL };
 static const char *const q_exceptions[] = { "status", "kind", "cursor", "limit", NULL };
-static const char *const q_deliveries[] = { "state", "merchant", "cursor", "limit", NULL };
+static const char *const q_deliveries[] = { "state", "merchant", "order", "cursor", "limit",
+                                            NULL };
 static const char *const q_page[] = { "cursor", "limit", NULL };
 
 #define V1 "/admin/v1"
@@ -445,7 +446,14 @@ static void run_read(ApiCall *c)
         break;
     }
     case R_DELIVERIES: {
-        const char *params[4] = { QP("state"), QP("merchant"), QP("cursor"), QP("limit") };
+        const char *order = QP("order");
+        if (order && strcmp(order, "oldest") != 0 && strcmp(order, "newest") != 0) {
+            finish_error(c, OC_ERR_BAD_REQUEST, "order is oldest or newest");
+            break;
+        }
+        const char *params[5] = { QP("state"), QP("merchant"),
+                                  order && strcmp(order, "newest") == 0 ? "t" : "f",
+                                  QP("cursor"), QP("limit") };
         query(c, ADMIN_STMT_DELIVERIES, params, on_read_done);
         break;
     }

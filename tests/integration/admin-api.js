@@ -514,6 +514,12 @@ async function scenario(gw) {
         h.same(byA.items.map((x) => x.id).sort(), h.sql(`SELECT id FROM deliveries WHERE merchant_ocid = ${merchantA.ocid} AND state = 'pending'`).split('\n').sort(),
             'GET deliveries?merchant=&state=pending');
         isError(await api(admin, 'GET', `${D}?state=lost`), 400, 'BAD_REQUEST', 'deliveries?state=lost');
+        const newest = await allPages(admin, `${D}?order=newest`, 3);
+        h.same(newest.items.map((x) => x.id), h.sql('SELECT id FROM deliveries ORDER BY created_at DESC, id DESC').split('\n'),
+            `GET deliveries?order=newest: ${newest.pages} pages of 3, newest first`);
+        isError(await api(admin, 'GET', `${D}?order=random`), 400, 'BAD_REQUEST', 'deliveries?order=random');
+        const oldCursor = (await api(admin, 'GET', `${D}?limit=1`)).json.next_cursor;
+        isError(await api(admin, 'GET', `${D}?order=newest&cursor=${oldCursor}`), 400, 'BAD_REQUEST', 'an oldest-first cursor with order=newest');
         const id = items[0].id;
         const one = await api(admin, 'GET', `${D}/${id}`);
         h.ok(one.status === 200 && one.json.id === id && Array.isArray(one.json.attemptLog) && one.json.state === 'pending',
@@ -595,6 +601,9 @@ async function scenario(gw) {
             ['balance', '--merchant', String(merchantB.ocid)],
             ['exception', 'list', '--status', 'open'],
             ['participant', 'list'],
+            ['delivery', 'list'],
+            ['delivery', 'list', '--limit', '2', '--state', 'pending', '--merchant', String(merchantA.ocid)],
+            ['delivery', 'show', h.sql('SELECT id FROM deliveries ORDER BY created_at LIMIT 1')],
             ['participant', 'show', '--ocid', String(provider.ocid)],
         ];
         for (const args of pairs) {
