@@ -19,6 +19,8 @@
 #include "cli/cli.h"
 #include "cli/db.h"
 #include "cli/ops.h"
+#include "cli/startup.h"
+#include "conf/conf.h"
 #include "util/hex.h"
 
 #define PROG "ocgate client"
@@ -34,8 +36,9 @@ static void client_usage(FILE *out)
           "  revoke ID [--json]  the client's next request is refused\n"
           "scopes: payments:read, balances:read, exceptions:read, exceptions:write,\n"
           "        deliveries:read, deliveries:write, participants:read, participants:write\n"
-          "sealing key: --sealing-key FILE or OCGATE_ADMIN_SEALING_KEY_FILE (the file\n"
-          "        `ocgate serve` uses; make one with `ocgate keygen --sealing-key --out FILE`)\n"
+          "sealing key: --sealing-key FILE, else OCGATE_ADMIN_SEALING_KEY_FILE, else\n"
+          "        admin_sealing_key_file of the configuration (--config FILE or OCGATE_CONFIG):\n"
+          "        the file `ocgate serve` uses (`ocgate keygen --sealing-key --out FILE`)\n"
           "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
           "exit status: 0 success, 1 failure (incl. not found), 2 usage error\n",
           out);
@@ -46,17 +49,19 @@ typedef struct Args {
     const char *scopes;
     const char *sealing_key;
     const char *secret_out;
+    const char *config;
     int json;
 } Args;
 
 static int parse(int argc, char **argv, Args *a, int *first_operand)
 {
-    enum { O_NAME = 256, O_SCOPE, O_KEY, O_OUT, O_JSON };
+    enum { O_NAME = 256, O_SCOPE, O_KEY, O_OUT, O_CONFIG, O_JSON };
     static const struct option options[] = {
         { "name", required_argument, NULL, O_NAME },
         { "scope", required_argument, NULL, O_SCOPE },
         { "sealing-key", required_argument, NULL, O_KEY },
         { "secret-out", required_argument, NULL, O_OUT },
+        { "config", required_argument, NULL, O_CONFIG },
         { "json", no_argument, NULL, O_JSON },
         { NULL, 0, NULL, 0 },
     };
@@ -69,6 +74,7 @@ static int parse(int argc, char **argv, Args *a, int *first_operand)
         case O_SCOPE: a->scopes = optarg; break;
         case O_KEY: a->sealing_key = optarg; break;
         case O_OUT: a->secret_out = optarg; break;
+        case O_CONFIG: a->config = optarg; break;
         case O_JSON: a->json = 1; break;
         default:
             client_usage(stderr);
@@ -130,11 +136,31 @@ static int cmd_create(const Args *a)
     if (!a->scopes || !scopes_valid(a->scopes))
         return ops_usage_error(PROG, "create needs --scope with known scopes, comma-separated "
                                "(see ocgate client help)");
-    const char *key_path = a->sealing_key ? a->sealing_key
-                                          : getenv("OCGATE_ADMIN_SEALING_KEY_FILE");
-    if (!key_path || !*key_path)
-        return ops_usage_error(PROG, "no sealing key: give --sealing-key FILE or set "
-                               "OCGATE_ADMIN_SEALING_KEY_FILE");
+    char key_path[4096] = "";
+    const char *env = getenv("OCGATE_ADMIN_SEALING_KEY_FILE");
+    const char *config = cli_config_path(a->config);
+    if (a->sealing_key) {
+        snprintf(key_path, sizeof(key_path), "%s", a->sealing_key);
+    } else if (env && *env) {
+        snprintf(key_path, sizeof(key_path), "%s", env);
+    } else if (config) {
+        /* The server's own configuration names the key it opens secrets with. */
+        Config cfg;
+        char err[1024];
+        int cr = conf_load(config, environ, &cfg, err, sizeof(err));
+        if (cr != 0) {
+            fprintf(stderr, PROG ": cannot load the configuration %s: %s\n", config,
+                    cr < 0 ? "out of memory" : err);
+            return CLI_EXIT_USAGE;
+        }
+        if (cfg.admin_sealing_key_file)
+            snprintf(key_path, sizeof(key_path), "%s", cfg.admin_sealing_key_file);
+        conf_deinit(&cfg);
+    }
+    if (!key_path[0])
+        return ops_usage_error(PROG, "no sealing key: give --sealing-key FILE, set "
+                               "OCGATE_ADMIN_SEALING_KEY_FILE, or admin_sealing_key_file in "
+                               "the configuration");
     SealKey key;
     int r = seal_key_load_file(key_path, &key);
     if (r != 0) {
@@ -259,7 +285,7 @@ int cli_client(int argc, char **argv)
     }
     if (strcmp(cmd, "list") != 0 && strcmp(cmd, "revoke") != 0)
         return ops_unknown_command(PROG, cmd, client_usage);
-    if (a.name || a.scopes || a.sealing_key || a.secret_out)
+    if (a.name || a.scopes || a.sealing_key || a.secret_out || a.config)
         return ops_usage_error(PROG, "list and revoke take only --json (and revoke an ID)");
     if (strcmp(cmd, "revoke") == 0 && (operands != 1 || !admin_client_id_valid(ops[0])))
         return ops_usage_error(PROG, "revoke needs one client id (ocgc_ and 24 hex digits)");

@@ -232,6 +232,30 @@ async function scenario(gw) {
         fs.chmodSync(loose, 0o640);
         const lr = cli(['client', 'create', '--name', 'x', '--scope', 'payments:read', '--sealing-key', loose]);
         h.ok(lr.status === 1 && /group or others/.test(lr.stderr), 'client create with a group-readable sealing key → exit 1', lr.stderr);
+        {
+            // Without the option or the variable, the key named by the server's configuration.
+            const conf = path.join(env.dir, 'ocgate.conf');
+            fs.writeFileSync(conf, [`database_url = ${process.env.OCGATE_DATABASE_URL}`, `ocid = ${env.ocid}`,
+                `private_key_file = ${process.env.OCGATE_PRIVATE_KEY_FILE}`, `public_url = ${env.publicUrl}`,
+                'currencies = USD', `admin_sealing_key_file = ${process.env.OCGATE_ADMIN_SEALING_KEY_FILE}`, ''].join('\n'));
+            const bare = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OCGATE_') || k === 'OCGATE_DATABASE_URL'));
+            let out = '';
+            let rc = 0;
+            try {
+                out = cp.execFileSync(env.bin, ['client', 'create', '--name', 'via-config', '--scope', 'balances:read', '--config', conf, '--json'],
+                    { env: bare, encoding: 'utf8', timeout: 30000, stdio: ['ignore', 'pipe', 'pipe'] });
+            } catch (e) {
+                rc = e.status;
+            }
+            let made = null;
+            try { made = JSON.parse(out); } catch { made = null; }
+            if (made && made.secret) noteSecret(made.secret);
+            h.ok(rc === 0 && made && /^ocgc_/.test(made.id), 'client create --config: the sealing key named by the configuration', `${rc} ${out}`);
+            if (made) {
+                const res = await api({ id: made.id, secret: made.secret }, 'GET', '/admin/v1/balances');
+                h.is(res.status, 200, 'and that client authenticates (sealed under the key the server uses)');
+            }
+        }
         h.is(cli(['client', 'revoke', 'ocgc_000000000000000000000000']).status, 1, 'client revoke of an unknown id → exit 1');
         h.is(cli(['client', 'revoke', 'nonsense']).status, 2, 'client revoke of a malformed id → exit 2');
     }
