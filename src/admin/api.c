@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -50,6 +51,9 @@
 #define API_KEY_MAX 200          /* Idempotency-Key */
 #define API_PARAM_MAX 128        /* a path segment */
 #define API_TIME_PARAM_MAX 64
+/* Open connections at once; more are closed unanswered, so that no local process can spend
+ * the descriptors the public listener needs. */
+#define API_MAX_CONNECTIONS 128
 
 typedef enum ApiRouteId {
     R_PAYMENTS,
@@ -134,6 +138,13 @@ struct AdminApi {
     pthread_t thread;
     bool running;
     uint64_t id_counter;
+    /* Connections (API_MAX_CONNECTIONS): counted when evhttp builds one (on_new_connection),
+     * judged once it exists (on_accepted), uncounted when it closes. */
+    int connections;   /* signed: a close of a connection evhttp built alone must not wrap */
+    struct bufferevent **accepted;
+    bool *refuse;
+    size_t n_accepted, cap_accepted;
+    struct event *accepted_ev;
 };
 
 /* One request from receipt to answer. The evhttp_request belongs to libevent: when the
@@ -202,6 +213,23 @@ static void log_call(const ApiCall *c, int status, const char *code, bool droppe
              dropped ? ",\"dropped\":\"client gone\"" : "");
 }
 
+static void on_close_idle(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    AdminApi *api = arg;
+    api->connections--;
+}
+
+static void on_close_busy(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    ApiCall *c = arg;
+    c->api->connections--;
+    c->orphaned = true;
+    if (evhttp_request_get_connection(c->req) != NULL)
+        c->req = NULL;
+}
+
 /* Sends body with status (or logs that the caller left) and frees the call. */
 static void finish(ApiCall *c, int status, const char *code, const char *body, size_t len,
                    bool replayed)
@@ -215,7 +243,7 @@ static void finish(ApiCall *c, int status, const char *code, const char *body, s
     }
     struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
     if (evcon)
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        evhttp_connection_set_closecb(evcon, on_close_idle, c->api);
     struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
     int r = evhttp_add_header(out, "Content-Type", "application/json");
     r |= evhttp_add_header(out, "X-Request-Id", c->request_id);
@@ -256,15 +284,6 @@ static void finish_doc(ApiCall *c, int status, const json_t *doc, bool replayed)
         code = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
     finish(c, status, code, text, strlen(text), replayed);
     free(text);
-}
-
-static void on_close_busy(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    ApiCall *c = arg;
-    c->orphaned = true;
-    if (evhttp_request_get_connection(c->req) != NULL)
-        c->req = NULL;
 }
 
 /* ---- database answers ---- */
@@ -951,6 +970,69 @@ static void on_request(struct evhttp_request *req, void *arg)
     query(c, ADMIN_STMT_CLIENT_SECRET, params, on_client);
 }
 
+/* ---- the connection cap ---- */
+
+/* evhttp's hook for each accepted socket, called before it builds the connection around the
+ * bufferevent returned: the connection does not exist yet, so it is judged in on_accepted,
+ * which runs before the loop next reads any socket. */
+static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
+{
+    AdminApi *api = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL;
+    if (api->n_accepted == api->cap_accepted) {
+        size_t cap = api->cap_accepted ? api->cap_accepted * 2 : 16;
+        struct bufferevent **a = oc_realloc(api->accepted, api->cap_accepted * sizeof(*a),
+                                            cap * sizeof(*a));
+        if (a)
+            api->accepted = a;
+        bool *f = a ? oc_realloc(api->refuse, api->cap_accepted * sizeof(*f),
+                                 cap * sizeof(*f)) : NULL;
+        if (f)
+            api->refuse = f;
+        if (!a || !f) {
+            bufferevent_free(bev);
+            return NULL;
+        }
+        api->cap_accepted = cap;
+    }
+    api->connections++;
+    bufferevent_incref(bev);
+    api->refuse[api->n_accepted] = api->connections > API_MAX_CONNECTIONS;
+    api->accepted[api->n_accepted++] = bev;
+    event_active(api->accepted_ev, EV_TIMEOUT, 0);
+    return bev;
+}
+
+static void on_accepted(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    AdminApi *api = arg;
+    for (size_t i = 0; i < api->n_accepted; i++) {
+        struct bufferevent *bev = api->accepted[i];
+        bufferevent_data_cb readcb = NULL;
+        void *cbarg = NULL;
+        bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+        struct evhttp_connection *evcon = cbarg;
+        if (!readcb || !evcon || evhttp_connection_get_bufferevent(evcon) != bev) {
+            api->connections--; /* evhttp gave up on it (memory) */
+            continue;           /* and our reference stays: see server.c on_accepted */
+        }
+        if (api->refuse[i]) {
+            api->connections--;
+            evhttp_connection_free(evcon);
+            log_json(LOG_WARN, "admin connection refused", "\"reason\":\"too many "
+                     "connections\",\"max\":%u", API_MAX_CONNECTIONS);
+        } else {
+            evhttp_connection_set_closecb(evcon, on_close_idle, api);
+        }
+        bufferevent_decref(bev);
+    }
+    api->n_accepted = 0;
+}
+
 /* ---- the listener and its thread ---- */
 
 static int fail(char *err, size_t err_len, int code, const char *fmt, ...) OC_PRINTF(4, 5);
@@ -1063,6 +1145,12 @@ int admin_api_new(const AdminApiOptions *options, AdminApi **out, char *err, siz
     evhttp_set_timeout(api->http, (int)cfg->idle_timeout_s);
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
     evhttp_set_gencb(api->http, on_request, api);
+    evhttp_set_bevcb(api->http, on_new_connection, api);
+    api->accepted_ev = event_new(api->base, -1, 0, on_accepted, api);
+    if (!api->accepted_ev) {
+        r = fail(err, err_len, -ENOMEM, "out of memory");
+        goto error;
+    }
     struct evconnlistener *lev = evconnlistener_new(api->base, NULL, NULL,
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 0, api->fd);
     if (!lev) {
@@ -1163,6 +1251,12 @@ void admin_api_free(AdminApi *api)
     db_pool_free(api->pool);
     if (api->http)
         evhttp_free(api->http);
+    for (size_t i = 0; i < api->n_accepted; i++)
+        bufferevent_decref(api->accepted[i]);
+    oc_free(api->accepted);
+    oc_free(api->refuse);
+    if (api->accepted_ev)
+        event_free(api->accepted_ev);
     if (api->base)
         event_base_free(api->base);
     if (api->fd >= 0)

@@ -349,6 +349,31 @@ async function scenario(gw) {
         h.ok(moved.status === 500 && code(moved) === 'INTERNAL', 'a sealed secret copied onto another client does not open (500, logged)', short(moved));
     }
 
+    // --- the connection cap: 128 open connections, more are closed unanswered ------------------
+    {
+        const net = await import('node:net');
+        const socks = await Promise.all(Array.from({ length: 140 }, () => new Promise((resolve) => {
+            const s = net.connect(adminPort, '127.0.0.1', () => resolve(s));
+            s.gone = false;
+            s.on('close', () => { s.gone = true; });
+            s.on('error', () => resolve(s));
+        })));
+        const gone = await h.waitFor(() => socks.filter((s) => s.gone).length >= 12, { timeoutMs: 5000 });
+        const count = socks.filter((s) => s.gone).length;
+        h.ok(gone && count <= 13, `140 idle connections: the ones past 128 are closed (${count})`);
+        let refused = false;
+        try {
+            const r = await api(admin, 'GET', P);
+            refused = r.status !== 200;
+        } catch {
+            refused = true;
+        }
+        h.ok(refused, 'a request while 128 connections are open is not served');
+        for (const s of socks) s.destroy();
+        const back = await h.waitFor(async () => (await api(admin, 'GET', P).catch(() => ({ status: 0 }))).status === 200, { timeoutMs: 5000 });
+        h.ok(back, 'once they close, requests are served again');
+    }
+
     // --- payments: list, filters, pagination, one payment ---------------------------------------
     {
         const allDb = h.sql('SELECT txid FROM payments ORDER BY created_at, txid').split('\n');
