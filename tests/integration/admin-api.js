@@ -702,6 +702,20 @@ async function scenario(gw) {
         h.is(dl.status, 1, 'remote mode: delivery retry of an unknown id → exit 1');
     }
 
+    // --- a figure, not a check: sequential signed reads (noisy on a shared machine) ------------
+    {
+        const times = [];
+        for (let i = 0; i < 200; i += 1) {
+            const t0 = process.hrtime.bigint();
+            const r = await api(admin, 'GET', '/admin/v1/payments?limit=1', { headers: {} });
+            times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            if (r.status !== 200) throw new Error(`timing run: ${short(r)}`);
+        }
+        times.sort((a, b) => a - b);
+        h.diag(`200 sequential GET /admin/v1/payments?limit=1 (new connection each): p50 ${times[100].toFixed(2)} ms, ` +
+            `p99 ${times[197].toFixed(2)} ms, max ${times[199].toFixed(2)} ms`);
+    }
+
     // --- the log: one line per admin request, no secret, no body --------------------------------
     {
         const text = gw.logText();
