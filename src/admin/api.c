@@ -50,7 +50,6 @@
 #define API_LISTEN_BACKLOG 128
 #define API_KEY_MAX 200          /* Idempotency-Key */
 #define API_PARAM_MAX 128        /* a path segment */
-#define API_TIME_PARAM_MAX 64
 /* Open connections at once; more are closed unanswered, so that no local process can spend
  * the descriptors the public listener needs. */
 #define API_MAX_CONNECTIONS 128
@@ -405,7 +404,13 @@ static bool parse_query(ApiCall *c, struct evkeyvalq *q)
             known |= strcmp(*p, kv->key) == 0;
         char msg[160];
         if (!known) {
-            snprintf(msg, sizeof(msg), "unknown query parameter '%.40s'", kv->key);
+            /* Named back only when it is plain text: anything else could be bytes that are
+             * not UTF-8, which no JSON error body can carry. */
+            size_t n = strlen(kv->key);
+            bool plain = n > 0 && n <= 40 &&
+                         strspn(kv->key, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+            snprintf(msg, sizeof(msg), plain ? "unknown query parameter '%s'"
+                                             : "unknown query parameter", kv->key);
             finish_error(c, OC_ERR_BAD_REQUEST, msg);
             return false;
         }

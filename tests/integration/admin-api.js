@@ -402,6 +402,8 @@ async function scenario(gw) {
         isError(await api(reader, 'GET', `${P}?merchant=abc`), 400, 'BAD_REQUEST', 'payments?merchant=abc');
         isError(await api(reader, 'GET', `${P}?colour=red`), 400, 'BAD_REQUEST', 'an unknown query parameter');
         isError(await api(reader, 'GET', `${P}?limit=1&limit=2`), 400, 'BAD_REQUEST', 'a repeated query parameter');
+        isError(await api(reader, 'GET', `${P}?%FF%FE=1`), 400, 'BAD_REQUEST', 'a query parameter name that is not UTF-8');
+        isError(await api(reader, 'GET', `${P}?currency=%FF`), 400, 'BAD_REQUEST', 'a query value that is not UTF-8');
 
         const s = settled[0];
         const one = await api(reader, 'GET', `${P}/${s.txid}`);
