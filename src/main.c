@@ -25,6 +25,7 @@ static void usage(FILE *out)
           "  delivery ...        list, show or retry merchant notifications\n"
           "  client ...          create, list or revoke admin API clients\n"
           "  config check|keys   validate the configuration / list its keys\n"
+          "  sim provider|merchant  play a settlement provider or a merchant against a gateway\n"
           "  version             print the version\n"
           "  help                show this text\n"
           "\n"
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
         return cli_delivery(argc - 1, argv + 1);
     if (strcmp(cmd, "client") == 0)
         return cli_client(argc - 1, argv + 1);
+    if (strcmp(cmd, "sim") == 0)
+        return cli_sim(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return cli_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -18,6 +18,7 @@
 #include "admin/api.h"
 #include "cli/cli.h"
 #include "cli/db.h"
+#include "cli/notify.h"
 #include "cli/startup.h"
 #include "conf/conf.h"
 #include "directory/directory.h"
@@ -254,6 +255,9 @@ int cli_serve(int argc, char **argv)
         }
         log_json(LOG_INFO, "admin API listening", "\"address\":\"%s\"", address);
     }
+    /* Schema checked and listener bound: connections queue in the backlog until the loops run. */
+    if ((r = cli_notify("READY=1\nSTATUS=serving")) != 0)
+        log_json(LOG_WARN, "cannot notify systemd", "\"error\":\"%s\"", strerror(-r));
     r = http_server_run(srv);
     admin_api_stop(admin);
     if (r != 0) {
