@@ -347,7 +347,9 @@ int http_resp_feed(HttpRespParser *p, struct evbuffer *in, bool eof)
 
         case HRS_CHUNK_SIZE:
         case HRS_CHUNK_END:
-            r = next_line(in, p->ps == HRS_CHUNK_END ? 0 : NET_MAX_CHUNK_LINE, &line, &n,
+            /* The CRLF after chunk data may arrive cut after its CR, so allow one byte
+             * while waiting and demand the empty line once it is complete. */
+            r = next_line(in, p->ps == HRS_CHUNK_END ? 1 : NET_MAX_CHUNK_LINE, &line, &n,
                           &used);
             if (r == 0)
                 goto need_more;
@@ -355,7 +357,7 @@ int http_resp_feed(HttpRespParser *p, struct evbuffer *in, bool eof)
                 fail(p, NET_E_PROTOCOL, "out of memory");
                 return -1;
             }
-            if (r < 0) {
+            if (r < 0 || (p->ps == HRS_CHUNK_END && n != 0)) {
                 fail(p, NET_E_PROTOCOL, "malformed chunk framing in response");
                 return -1;
             }
