@@ -66,9 +66,7 @@ import('../node/harness.js').then((h) => h.run(async () => {
         }
         const app = h.newParticipant({ ocid: 52100, roles: ['payment_app'] });
         const provider = h.newParticipant({ ocid: 52200, roles: ['settlement_provider'] });
-        h.ok(await h.waitFor(async () => (await h.signedCall({ as: provider, method: 'GET',
-            path: h.url('/capabilities'), unsigned: true })).status === 200, { timeoutMs: 5000, intervalMs: 50 }),
-        'the participants are known to the gateway');
+        h.ok(await lib.waitKnown([provider, app, ...merchants]), 'the participants are known to the gateway');
 
         const recorder = new L.Recorder(`${env.dir}/db-outage-records.jsonl`);
         const ctx = { provider, port: env.port, base: env.base, gatewayKey, gatewayOcid: env.ocid, recorder };

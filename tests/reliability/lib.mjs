@@ -177,3 +177,16 @@ export function percentile(xs, p) {
     const s = [...xs].sort((a, b) => a - b);
     return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
+
+// Waits (bounded) until the gateway on port answers each participant's signed GET
+// /capabilities with 200: registered through the CLI a moment ago, they reach a running
+// gateway within about a second (design.md "discovery"). True if all are known.
+export async function waitKnown(participants, port) {
+    let all = true;
+    for (const p of participants) {
+        all = !!(await h.waitFor(async () => (await h.signedCall({ as: p, method: 'GET',
+            path: h.url('/capabilities'), port, unsigned: true })).status === 200,
+        { timeoutMs: 5000, intervalMs: 50 })) && all;
+    }
+    return all;
+}

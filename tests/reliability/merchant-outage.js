@@ -111,9 +111,8 @@ import('../node/harness.js').then((h) => h.run(async () => {
                 const p = h.newParticipant({ ocid: nextOcid, roles: ['merchant'], endpoint: url || server.url });
                 merchants.push({ ...p, kind, server });
             }
-            h.ok(await h.waitFor(async () => (await h.signedCall({ as: provider, method: 'GET',
-                path: h.url('/capabilities'), unsigned: true })).status === 200, { timeoutMs: 5000, intervalMs: 50 }),
-            `${label}: participants known`);
+            const known = await lib.waitKnown([provider, app, ...merchants]);
+            h.ok(known, `${label}: participants known`);
 
             const recorder = new L.Recorder(`${env.dir}/merchant-outage-${label}.jsonl`);
             const t0 = Date.now();
@@ -122,7 +121,9 @@ import('../node/harness.js').then((h) => h.run(async () => {
             await load.done;
             const loadMs = Date.now() - t0;
             const settled = recorder.records.filter((r) => r.op === 'webhook' && r.status === 200 && r.code === 'accepted');
+            const refused = recorder.records.filter((r) => r.status !== 200);
             h.is(settled.length, DELIVERIES, `${label}: ${DELIVERIES} payments settled (${loadMs} ms)`);
+            if (refused.length) h.diag(`${label}: answers ${lib.summarize(recorder.records)}; first: ${refused.slice(0, 3).map((r) => JSON.stringify(r)).join(' ')}`);
             const ocids = merchants.map((m) => m.ocid).join(',');
             const open = () => Number(h.sql(`SELECT count(*) FROM deliveries WHERE merchant_ocid IN (${ocids})
                 AND state IN ('pending', 'in_flight')`));
