@@ -6,6 +6,7 @@
  * TCP, TLS and timeout failures into one callback and has subtle ownership rules; here every
  * failure maps to exactly one NetError and nothing outlives the request. */
 #include "net/client.h"
+#include "net/response.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,10 +43,6 @@
 #define NET_MAX_REQ_BODY (16u << 20)
 #define NET_MAX_IN_FLIGHT 4096          /* requests per client: each may hold a socket */
 #define NET_MAX_ADDRS 8                 /* allowed addresses tried per request */
-#define NET_MAX_HEAD_BYTES 16384        /* status line + headers (and, separately, trailers) */
-#define NET_MAX_RESP_HEADERS 128
-#define NET_MAX_INTERIM 4               /* 1xx responses skipped before the final one */
-#define NET_MAX_CHUNK_LINE 1024
 #define NET_READ_HIGH_WATER 65536
 
 #define NET_DEFAULT_CONNECT_MS 10000u
@@ -64,18 +61,6 @@ typedef enum ReqState {
     RS_EXCHANGE, /* request written, response being read */
     RS_DONE,     /* result fixed, network released; the step event delivers it */
 } ReqState;
-
-typedef enum ParseState {
-    PS_STATUS,
-    PS_HEADERS,
-    PS_BODY_LENGTH,
-    PS_BODY_EOF,
-    PS_CHUNK_SIZE,
-    PS_CHUNK_DATA,
-    PS_CHUNK_END,
-    PS_TRAILERS,
-    PS_DONE,
-} ParseState;
 
 typedef struct HttpRequest HttpRequest;
 
@@ -140,14 +125,7 @@ struct HttpRequest {
     char peer[INET6_ADDRSTRLEN + 8]; /* address being tried, for error texts */
     struct bufferevent *bev;
 
-    ParseState ps;
-    int status;
-    bool has_length, chunked, got_bytes;
-    uint64_t length, remaining;
-    size_t head_bytes;
-    unsigned header_count, interim;
-    Buf body;
-    char *retry_after;
+    HttpRespParser resp;
 
     NetError error;
     unsigned duration_ms;
@@ -606,9 +584,8 @@ static void req_free(HttpRequest *req)
         event_free(req->connect_timer);
     if (req->total_timer)
         event_free(req->total_timer);
-    buf_deinit(&req->body);
+    http_resp_deinit(&req->resp);
     oc_free(req->out);
-    oc_free(req->retry_after);
     oc_free(req);
 }
 
@@ -621,10 +598,10 @@ static void req_deliver(HttpRequest *req)
     req_unlink(req);
     resp.error = req->error;
     if (req->error == NET_OK) {
-        resp.status = req->status;
-        resp.body = req->body.len ? req->body.data : NULL;
-        resp.body_len = req->body.len;
-        resp.retry_after = req->retry_after;
+        resp.status = req->resp.status;
+        resp.body = req->resp.body.len ? req->resp.body.data : NULL;
+        resp.body_len = req->resp.body.len;
+        resp.retry_after = req->resp.retry_after;
     }
     resp.duration_ms = req->duration_ms;
     memcpy(resp.error_text, req->error_text, sizeof(resp.error_text));
@@ -658,335 +635,17 @@ static void on_total_timeout(evutil_socket_t fd, short what, void *arg)
                  req->client->total_timeout_ms);
 }
 
-/* ---- response parser ----------------------------------------------------------------- */
+/* ---- response ------------------------------------------------------------------------ */
 
-/* The next LF- or CRLF-terminated line of in: 1 with *line (contiguous, without the EOL),
- * *len and *used (with the EOL); 0 when no line is complete yet; -1 when the line is longer
- * than max; -2 when out of memory. */
-static int next_line(struct evbuffer *in, size_t max, const char **line, size_t *len,
-                     size_t *used)
-{
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    if (eol.pos < 0)
-        return evbuffer_get_length(in) > max ? -1 : 0;
-    if ((size_t)eol.pos > max)
-        return -1;
-    unsigned char *data = evbuffer_pullup(in, (ev_ssize_t)((size_t)eol.pos + eol_len));
-    if (!data)
-        return -2;
-    *line = (const char *)data;
-    *len = (size_t)eol.pos;
-    *used = (size_t)eol.pos + eol_len;
-    return 1;
-}
-
-static bool parse_status_line(const char *s, size_t n, int *status)
-{
-    if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ')
-        return false;
-    if (!is_digit((unsigned char)s[9]) || !is_digit((unsigned char)s[10]) ||
-        !is_digit((unsigned char)s[11]))
-        return false;
-    int st = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-    if (st < 100 || st > 599 || (n > 12 && s[12] != ' '))
-        return false;
-    for (size_t i = 13; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    *status = st;
-    return true;
-}
-
-static bool name_is(const char *name, size_t n, const char *want)
-{
-    return strlen(want) == n && strncasecmp(name, want, n) == 0;
-}
-
-/* One header (or trailer) line. Returns 0, or -1 after completing the request with the
- * error. Only the framing headers and Retry-After matter to us. */
-static int handle_header(HttpRequest *req, const char *s, size_t n, bool trailer)
-{
-    if (s[0] == ' ' || s[0] == '\t') {
-        req_complete(req, NET_E_PROTOCOL, "obsolete header line folding in response");
-        return -1;
-    }
-    const char *colon = memchr(s, ':', n);
-    if (!colon || colon == s) {
-        req_complete(req, NET_E_PROTOCOL, "malformed response header line");
-        return -1;
-    }
-    size_t nl = (size_t)(colon - s);
-    for (size_t i = 0; i < nl; i++) {
-        if (!is_tchar((unsigned char)s[i])) {
-            req_complete(req, NET_E_PROTOCOL, "malformed response header name");
-            return -1;
-        }
-    }
-    const char *v = colon + 1, *v_end = s + n;
-    while (v < v_end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
-        v_end--;
-    size_t vl = (size_t)(v_end - v);
-    for (size_t i = 0; i < vl; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            req_complete(req, NET_E_PROTOCOL, "control character in a response header");
-            return -1;
-        }
-    }
-    if (trailer)
-        return 0;
-
-    if (name_is(s, nl, "content-length")) {
-        uint64_t len = 0;
-        if (vl == 0 || vl > 18) {
-            req_complete(req, NET_E_PROTOCOL, "bad Content-Length in response");
-            return -1;
-        }
-        for (size_t i = 0; i < vl; i++) {
-            if (!is_digit((unsigned char)v[i])) {
-                req_complete(req, NET_E_PROTOCOL, "bad Content-Length in response");
-                return -1;
-            }
-            len = len * 10 + (uint64_t)(v[i] - '0');
-        }
-        /* Two different lengths is the classic response-splitting signal. */
-        if (req->has_length && req->length != len) {
-            req_complete(req, NET_E_PROTOCOL, "conflicting Content-Length in response");
-            return -1;
-        }
-        req->has_length = true;
-        req->length = len;
-    } else if (name_is(s, nl, "transfer-encoding")) {
-        /* We send no TE header and accept no content codings, so "chunked" alone is the
-         * only transfer coding a correct server may use. */
-        if (req->chunked || vl != 7 || strncasecmp(v, "chunked", 7) != 0) {
-            req_complete(req, NET_E_PROTOCOL, "unsupported Transfer-Encoding in response");
-            return -1;
-        }
-        req->chunked = true;
-    } else if (name_is(s, nl, "retry-after") && !req->retry_after) {
-        req->retry_after = oc_strndup(v, vl);
-        if (!req->retry_after) {
-            req_complete(req, NET_E_PROTOCOL, "out of memory");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* After the blank line that ends a header section: decides how the body is framed. */
-static int headers_done(HttpRequest *req)
-{
-    size_t max = req->client->max_response;
-    if (req->status < 200) {
-        /* Interim responses (100 Continue, 103 Early Hints) precede the real one. */
-        if (req->status == 101 || ++req->interim > NET_MAX_INTERIM) {
-            req_complete(req, NET_E_PROTOCOL, "unexpected interim response %d", req->status);
-            return -1;
-        }
-        req->has_length = req->chunked = false;
-        req->header_count = 0;
-        oc_free(req->retry_after);
-        req->retry_after = NULL;
-        req->ps = PS_STATUS;
-    } else if (req->status == 204 || req->status == 304) {
-        req->ps = PS_DONE;
-    } else if (req->chunked) {
-        req->ps = PS_CHUNK_SIZE;
-    } else if (req->has_length) {
-        if (req->length > max) {
-            req_complete(req, NET_E_TOO_LARGE, "response body of %llu bytes is over %zu",
-                         (unsigned long long)req->length, max);
-            return -1;
-        }
-        req->remaining = req->length;
-        req->ps = req->length ? PS_BODY_LENGTH : PS_DONE;
-    } else {
-        req->ps = PS_BODY_EOF; /* delimited by the server closing the connection */
-    }
-    return 0;
-}
-
-/* Moves n bytes of body from in (which holds at least n) into req->body. */
-static int body_take(HttpRequest *req, struct evbuffer *in, size_t n)
-{
-    while (n) {
-        struct evbuffer_iovec v[4];
-        int k = evbuffer_peek(in, (ev_ssize_t)n, NULL, v, 4);
-        size_t moved = 0;
-        for (int i = 0; i < k && moved < n; i++) {
-            size_t take = v[i].iov_len < n - moved ? v[i].iov_len : n - moved;
-            buf_put(&req->body, v[i].iov_base, take);
-            moved += take;
-        }
-        if (req->body.error) {
-            if (req->body.error == -E2BIG)
-                req_complete(req, NET_E_TOO_LARGE, "response body over %zu bytes",
-                             req->client->max_response);
-            else
-                req_complete(req, NET_E_PROTOCOL, "out of memory");
-            return -1;
-        }
-        evbuffer_drain(in, moved);
-        n -= moved;
-    }
-    return 0;
-}
-
-static int parse_chunk_size(HttpRequest *req, const char *s, size_t n, uint64_t *size)
-{
-    size_t i = 0;
-    uint64_t v = 0;
-    while (i < n && is_hex((unsigned char)s[i])) {
-        if (i >= 15)
-            goto bad; /* 2^60 is far past any limit; stops overflow */
-        unsigned char c = (unsigned char)s[i];
-        v = v * 16 + (uint64_t)(is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
-        i++;
-    }
-    if (i == 0)
-        goto bad;
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    if (i < n && s[i] != ';')
-        goto bad;
-    for (; i < n; i++) { /* chunk extensions: ignored, but no controls */
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            goto bad;
-    }
-    *size = v;
-    return 0;
-bad:
-    req_complete(req, NET_E_PROTOCOL, "malformed chunk size in response");
-    return -1;
-}
-
-/* Consumes what it can of in. eof: the server closed its side. Completes the request when
- * the response is whole or broken; otherwise waits for more. */
+/* Feeds the response parser (response.c) and completes the request once the response is
+ * whole or broken; otherwise waits for more. eof: the server closed its side. */
 static void resp_feed(HttpRequest *req, struct evbuffer *in, bool eof)
 {
-    if (evbuffer_get_length(in))
-        req->got_bytes = true;
-    for (;;) {
-        const char *line;
-        size_t n, used;
-        int r;
-        switch (req->ps) {
-        case PS_STATUS:
-        case PS_HEADERS:
-        case PS_TRAILERS:
-            r = next_line(in, NET_MAX_HEAD_BYTES - req->head_bytes, &line, &n, &used);
-            if (r == 0)
-                goto need_more;
-            if (r == -2) {
-                req_complete(req, NET_E_PROTOCOL, "out of memory");
-                return;
-            }
-            if (r < 0 || used > NET_MAX_HEAD_BYTES - req->head_bytes) {
-                req_complete(req, NET_E_PROTOCOL, "response %s over %d bytes",
-                             req->ps == PS_TRAILERS ? "trailers" : "headers",
-                             NET_MAX_HEAD_BYTES);
-                return;
-            }
-            req->head_bytes += used;
-            if (req->ps == PS_STATUS) {
-                if (!parse_status_line(line, n, &req->status)) {
-                    req_complete(req, NET_E_PROTOCOL, "malformed response status line");
-                    return;
-                }
-                req->ps = PS_HEADERS;
-            } else if (n == 0) {
-                if (req->ps == PS_TRAILERS)
-                    req->ps = PS_DONE;
-                else if (headers_done(req) < 0)
-                    return;
-            } else {
-                if (++req->header_count > NET_MAX_RESP_HEADERS) {
-                    req_complete(req, NET_E_PROTOCOL, "more than %d response headers",
-                                 NET_MAX_RESP_HEADERS);
-                    return;
-                }
-                if (handle_header(req, line, n, req->ps == PS_TRAILERS) < 0)
-                    return;
-            }
-            evbuffer_drain(in, used);
-            break;
-
-        case PS_BODY_LENGTH:
-        case PS_CHUNK_DATA: {
-            size_t avail = evbuffer_get_length(in);
-            if (avail == 0)
-                goto need_more;
-            size_t take = avail < req->remaining ? avail : (size_t)req->remaining;
-            if (body_take(req, in, take) < 0)
-                return;
-            req->remaining -= take;
-            if (req->remaining == 0)
-                req->ps = req->ps == PS_CHUNK_DATA ? PS_CHUNK_END : PS_DONE;
-            break;
-        }
-
-        case PS_BODY_EOF:
-            if (body_take(req, in, evbuffer_get_length(in)) < 0)
-                return;
-            if (!eof)
-                return;
-            req->ps = PS_DONE;
-            break;
-
-        case PS_CHUNK_SIZE:
-        case PS_CHUNK_END:
-            r = next_line(in, req->ps == PS_CHUNK_END ? 0 : NET_MAX_CHUNK_LINE, &line, &n,
-                          &used);
-            if (r == 0)
-                goto need_more;
-            if (r == -2) {
-                req_complete(req, NET_E_PROTOCOL, "out of memory");
-                return;
-            }
-            if (r < 0) {
-                req_complete(req, NET_E_PROTOCOL, "malformed chunk framing in response");
-                return;
-            }
-            if (req->ps == PS_CHUNK_END) {
-                req->ps = PS_CHUNK_SIZE;
-            } else {
-                uint64_t size;
-                if (parse_chunk_size(req, line, n, &size) < 0)
-                    return;
-                if (size == 0) {
-                    req->head_bytes = 0; /* trailers get a budget of their own */
-                    req->header_count = 0;
-                    req->ps = PS_TRAILERS;
-                } else if (size > req->client->max_response - req->body.len) {
-                    req_complete(req, NET_E_TOO_LARGE, "response body over %zu bytes",
-                                 req->client->max_response);
-                    return;
-                } else {
-                    req->remaining = size;
-                    req->ps = PS_CHUNK_DATA;
-                }
-            }
-            evbuffer_drain(in, used);
-            break;
-
-        case PS_DONE:
-            req_complete(req, NET_OK, NULL);
-            return;
-        }
-    }
-
-need_more:
-    if (eof)
-        req_complete(req, NET_E_PROTOCOL, "%s",
-                     req->got_bytes ? "connection closed before the response was complete"
-                                    : "connection closed without a response");
+    int r = http_resp_feed(&req->resp, in, eof);
+    if (r > 0)
+        req_complete(req, NET_OK, NULL);
+    else if (r < 0)
+        req_complete(req, req->resp.error, "%s", req->resp.error_text);
 }
 
 /* ---- connection ---------------------------------------------------------------------- */
@@ -1439,7 +1098,7 @@ int http_client_post(HttpClient *client, const char *url, const char *const *hea
     memcpy(req->host, u.host, sizeof(req->host));
     req->done = done;
     req->userdata = userdata;
-    req->body.limit = client->max_response;
+    http_resp_init(&req->resp, client->max_response);
     if (u.kind == HOST_V4) {
         struct sockaddr_in *in = (struct sockaddr_in *)&req->addrs[0];
         in->sin_family = AF_INET;

@@ -272,8 +272,15 @@ async function stopGateway(gw, signal, timeoutMs) {
     const late = new Promise((resolve) => { timer = setTimeout(() => resolve('late'), timeoutMs); });
     const first = await Promise.race([gw.exited, late]);
     clearTimeout(timer);
+    // SIGTERM drains and returns from main, where LeakSanitizer (sanitizer builds) reports:
+    // a leak, a sanitizer finding or a crash at shutdown must fail the scenario even when it
+    // does not check the exit status itself (stopAllGateways at the end never did).
+    if (signal === 'SIGTERM' && first !== 'late' && first !== 0) {
+        ok(false, `gateway pid ${gw.pid} exits 0 on SIGTERM`, `exit ${first}; log tail:\n${tail(gw.log)}`);
+    }
     if (first !== 'late') return first;
     diag(`pid ${gw.pid} still running ${timeoutMs} ms after ${signal}: SIGKILL`);
+    if (signal === 'SIGTERM') ok(false, `gateway pid ${gw.pid} exits within ${timeoutMs} ms of SIGTERM`, tail(gw.log));
     try { gw.proc.kill('SIGKILL'); } catch { /* already gone */ }
     return gw.exited;
 }
