@@ -66,12 +66,12 @@ bench_gateway_start() {
 
 bench_gateway_stop() {
     [ -n "${gw_pid:-}" ] || return 0
-    kill -TERM "$gw_pid" 2>/dev/null
+    kill -TERM "$gw_pid" 2>/dev/null || true
     for _ in $(seq 100); do
         kill -0 "$gw_pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$gw_pid" 2>/dev/null
-    wait "$gw_pid" 2>/dev/null
+    kill -KILL "$gw_pid" 2>/dev/null || true
+    wait "$gw_pid" 2>/dev/null || true
     gw_pid=
 }
