@@ -313,6 +313,25 @@ static int check_database(LgRun *run)
     return failed;
 }
 
+int lg_db_counters(const char *conninfo, double *commits, double *wal_syncs)
+{
+    PGconn *db = PQconnectdb(conninfo);
+    int r = -1;
+    if (PQstatus(db) == CONNECTION_OK) {
+        PGresult *res = PQexec(db,
+            "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),"
+            " (SELECT wal_sync FROM pg_stat_wal)");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            *commits = strtod(PQgetvalue(res, 0, 0), NULL);
+            *wal_syncs = strtod(PQgetvalue(res, 0, 1), NULL);
+            r = 0;
+        }
+        PQclear(res);
+    }
+    PQfinish(db);
+    return r;
+}
+
 int lg_check_run(LgRun *run, double *lag_p99_ms)
 {
     int failed = check_notifications(run, lag_p99_ms);

@@ -766,6 +766,11 @@ static int run_load(Gen *g)
         return 1;
     }
     g->first_error[0] = '\0';
+    /* Statistics are published about once a second: let the creation phase's settle. */
+    double commits0 = -1, syncs0 = -1, commits1 = -1, syncs1 = -1;
+    usleep(1100000);
+    if (lg_db_counters(o->db_conninfo, &commits0, &syncs0) != 0)
+        commits0 = syncs0 = -1;
     double cpu0 = o->server_pid ? proc_cpu_s(o->server_pid) : -1;
     uint64_t start = lg_now_us();
     g->phase = PH_SETTLE;
@@ -801,6 +806,10 @@ static int run_load(Gen *g)
     qsort(lat, nl, sizeof(uint64_t), cmp_u64);
     double lag_p99_ms = -1;
     int failed = lg_check_run(run, &lag_p99_ms);
+    usleep(1100000);
+    if (commits0 < 0 || lg_db_counters(o->db_conninfo, &commits1, &syncs1) != 0)
+        commits1 = syncs1 = -1;
+    double per = run->n_ok ? (double)run->n_ok : 1;
     if (run->n_errors)
         printf("check no error answers: FAILED (%zu errors; first: %s)\n", run->n_errors,
                g->first_error);
@@ -813,14 +822,16 @@ static int run_load(Gen *g)
     printf("ocgate-bench label=%s c=%u n=%zu sent=%zu settled=%zu errors=%zu window_s=%.1f "
            "settled_per_s=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f delivery_lag_p99_ms=%.1f "
            "drain_s=%.2f server_rss_mib=%.1f server_rss_peak_mib=%.1f "
-           "server_cpu_s_per_1k=%.3f checks=%s\n",
+           "server_cpu_s_per_1k=%.3f db_commits_per_settlement=%.2f "
+           "wal_syncs_per_settlement=%.3f checks=%s\n",
            o->label, o->concurrency, o->n, run->n_sent, run->n_ok, run->n_errors, window_s,
            (double)run->n_ok / window_s, (double)percentile(lat, nl, 50) / 1000.0,
            (double)percentile(lat, nl, 95) / 1000.0, (double)percentile(lat, nl, 99) / 1000.0,
            lag_p99_ms, drain_s, rss, hwm,
            cpu0 >= 0 && cpu1 >= 0 && run->n_ok ? (cpu1 - cpu0) * 1000.0 / (double)run->n_ok
                                                 : -1.0,
-           failed ? "FAILED" : "passed");
+           commits1 >= 0 ? (commits1 - commits0) / per : -1.0,
+           syncs1 >= 0 ? (syncs1 - syncs0) / per : -1.0, failed ? "FAILED" : "passed");
     oc_free(lat);
     return failed || run->n_errors ? 1 : 0;
 }

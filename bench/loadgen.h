@@ -82,5 +82,9 @@ typedef struct LgRun {
  * checks. */
 int lg_check_run(LgRun *run, double *lag_p99_ms);
 
+/* The database's transaction commits (pg_stat_database) and WAL syncs (pg_stat_wal) so far,
+ * as the statistics collector last published them. Returns 0 or -1. */
+int lg_db_counters(const char *conninfo, double *commits, double *wal_syncs);
+
 /* Microseconds on the monotonic clock. */
 uint64_t lg_now_us(void);

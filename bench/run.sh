@@ -154,7 +154,7 @@ done
 say "ocgate ledger check over the whole database: $ledger"
 
 # ---- pgbench: the same statements, straight from PostgreSQL's own client ----
-declare -A pgb
+declare -A pgb pgb_io
 for c in $clients; do
     b=${batch[$c]}
     rows=$(( max_rate * duration + c * b ))
@@ -166,18 +166,28 @@ for c in $clients; do
     sql "VACUUM ANALYZE" >/dev/null
     bash "$root/bench/pgbench-script.sh" "$b" >"$dir/out/settle-b$b.pgbench"
     say "pgbench at $c clients, claim batch $b (script $dir/out/settle-b$b.pgbench)"
+    counters="SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())
+                     || ' ' || (SELECT wal_sync FROM pg_stat_wal)"
+    sleep 1.1
+    read -r commits0 syncs0 <<<"$(sql "$counters")"
     "$pgbin/pgbench" -n -M prepared -c "$c" -j 2 -T "$duration" -D "clients=$c" -D k=0 \
         -D "run=$c" -f "$dir/out/settle-b$b.pgbench" >"$dir/out/pgbench-c$c.out" 2>&1 || true
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$dir/out/pgbench-c$c.out")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$dir/out/pgbench-c$c.out")
+    sleep 1.1
+    read -r commits1 syncs1 <<<"$(sql "$counters")"
     short=$(sql "SELECT count(*) FROM proofs WHERE txid LIKE 'bt-pgb$c-%' AND outcome <> 'credited'")
+    settled=$(sql "SELECT count(*) FROM proofs WHERE txid LIKE 'bt-pgb$c-%'")
+    pgb_io[$c]=$(awk -v c0="$commits0" -v c1="$commits1" -v s0="$syncs0" -v s1="$syncs1" \
+        -v n="$settled" 'BEGIN { if (n > 0) printf "%.2f/%.3f", (c1 - c0) / n, (s1 - s0) / n }')
     if [ -z "$tps" ] || [ "${failed:-0}" != 0 ] || [ "$short" != 0 ]; then
         say "pgbench at $c: no valid figure (failed ${failed:-?}, uncredited $short); see $dir/out/pgbench-c$c.out"
         pgb[$c]=
     else
         pgb[$c]=$(awk -v t="$tps" -v b="$b" 'BEGIN { printf "%.0f", t * b }')
     fi
-    say "pgbench at $c: ${tps:-?} tps × $b settlements = ${pgb[$c]:-?} settlements/s"
+    say "pgbench at $c: ${tps:-?} tps × $b settlements = ${pgb[$c]:-?} settlements/s;" \
+        "commits/WAL syncs per settlement ${pgb_io[$c]:-?}"
 done
 
 # ---- 1,000 idle keep-alive connections ----
@@ -195,21 +205,22 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
     echo "PostgreSQL: $pg_settings"
     echo "window: $duration s per client count; payments prepared per run: $n"
     echo
-    printf '| %-7s | %-9s | %-7s | %-7s | %-7s | %-6s | %-11s | %-7s | %-8s | %-13s | %-16s | %-6s | %-6s |\n' \
-        clients settled/s p50_ms p95_ms p99_ms errors lag_p99_ms drain_s rss_MiB cpu_s/1k_settl \
-        pgbench_settl/s ratio checks
-    echo "|---------|-----------|---------|---------|---------|--------|-------------|---------|----------|---------------|------------------|--------|--------|"
+    fmt='| %-7s | %-9s | %-7s | %-7s | %-7s | %-6s | %-10s | %-7s | %-7s | %-8s | %-11s | %-15s | %-11s | %-5s | %-6s |\n'
+    printf "$fmt" clients settled/s p50_ms p95_ms p99_ms errors lag_p99_ms drain_s rss_MiB \
+        cpu_s/1k commits/wal pgbench_settl/s commits/wal ratio checks
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for c in $clients; do
         r=${res[$c]}
         s=$(field settled_per_s "$r")
         ratio=-
         [ -n "${pgb[$c]}" ] && [ -n "$s" ] &&
             ratio=$(awk -v a="$s" -v b="${pgb[$c]}" 'BEGIN { printf "%.0f%%", 100 * a / b }')
-        printf '| %-7s | %-9s | %-7s | %-7s | %-7s | %-6s | %-11s | %-7s | %-8s | %-13s | %-16s | %-6s | %-6s |\n' \
+        printf "$fmt" \
             "$c" "$s" "$(field p50_ms "$r")" "$(field p95_ms "$r")" "$(field p99_ms "$r")" \
             "$(field errors "$r")" "$(field delivery_lag_p99_ms "$r")" "$(field drain_s "$r")" \
             "$(field server_rss_peak_mib "$r")" "$(field server_cpu_s_per_1k "$r")" \
-            "${pgb[$c]:-?} (b=${batch[$c]})" "$ratio" "$(field checks "$r")"
+            "$(field db_commits_per_settlement "$r")/$(field wal_syncs_per_settlement "$r")" \
+            "${pgb[$c]:-?} (b=${batch[$c]})" "${pgb_io[$c]:-?}" "$ratio" "$(field checks "$r")"
     done
     echo
     echo "idle keep-alive: $idle connections, $(field answered_and_open "$idle_line") open;" \
