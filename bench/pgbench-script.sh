@@ -4,13 +4,16 @@
 # oc_delivery_claim call in the same run, as measured by pg_stat_statements):
 #   B × oc_settle_proof     the webhook: nonce, proof, payment, ledger, outbox row (one commit each)
 #   1 × oc_delivery_claim   the worker claims up to B due notifications (one commit)
-#   B × oc_delivery_finish  each notification's attempt recorded as delivered (one commit each)
+#   1 × oc_delivery_finish  the B attempts recorded as delivered: one call each, one statement
+#                           and one commit (the worker records the attempts that ended while a
+#                           finish was in flight together; src/deliver/deliver.c)
 # Statement shapes and parameters are those logged with log_statement=all during a real run;
 # the strings pgbench cannot build client-side (nonce, txids) are concatenated server-side.
 # Each pgbench transaction settles B payments of its own ("pgb<run>-<i>", prepared by
 # bench/run.sh): i = ((k − 1) × clients + client_id) × B + j, k counting this client's
 # transactions. The claim's rows come back as arrays so every claimed row can be finished,
-# whoever settled it — as the worker does. pgbench variables: clients, k (= 0), run.
+# whoever settled it — as the worker does; the finish is the worker's own statement with
+# those arrays. pgbench variables: clients, k (= 0), run.
 #   bench/pgbench-script.sh B > settle.pgbench
 set -euo pipefail
 b=${1:-}
@@ -33,8 +36,7 @@ done
 echo "SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempt), '{}') AS atts" \
      "FROM oc_delivery_claim('pgbench-' || :client_id, $b, 60, '{}'::bigint[], 8," \
      "'{}'::bigint[], '{}'::integer[]) \\gset"
-for ((j = 1; j <= b; j++)); do
-    echo "SELECT oc_delivery_finish((:ids::uuid[])[$j], (:atts::integer[])[$j], 'delivered'," \
-         "NULL, (extract(epoch FROM now()) * 1000)::bigint, 1, 200, NULL," \
-         "'{\"status\":\"accepted\"}') WHERE (:ids::uuid[])[$j] IS NOT NULL;"
-done
+echo "SELECT t.ord::integer, oc_delivery_finish(t.id, t.attempt, 'delivered', NULL," \
+     "(extract(epoch FROM now()) * 1000)::bigint, 1, 200, NULL, '{\"status\":\"accepted\"}')" \
+     "FROM unnest(:ids::uuid[], :atts::integer[]) WITH ORDINALITY AS t(id, attempt, ord)" \
+     "ORDER BY t.id, t.attempt;"

@@ -109,8 +109,22 @@ sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 bench_free_port || { echo "run.sh: no free port" >&2; exit 1; }
 recv_port=$port
 bench_participants "$dir" "$recv_port" "$merchants_n"
-bench_free_port || { echo "run.sh: no free port" >&2; exit 1; }
-gw_port=$port
+# Another program may take a free port before ocgate binds it: pick again, a few times.
+start_gateway() {
+    local log=$1
+    for _ in 1 2 3 4 5; do
+        bench_free_port || continue
+        gw_port=$port
+        bench_gateway_start "$dir" "$gw_port" "$log" 2>/dev/null && return 0
+        grep -q "Address already in use" "$log" || break
+    done
+    echo "run.sh: ocgate did not start; last lines of $log:" >&2
+    tail -n 20 "$log" >&2
+    return 1
+}
+# Eight database connections (the default 4 per loop on 2 cores) cap how many commits share
+# one WAL flush; 64 concurrent clients need more (README, "Performance"). Overridable.
+export OCGATE_POOL_SIZE=${OCGATE_POOL_SIZE:-16}
 # 1,000 idle connections need more descriptors than the usual soft limit of 1,024.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -123,7 +137,7 @@ say "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 # ---- ocgate + load generator ----
 declare -A res batch
 for c in $clients; do
-    bench_gateway_start "$dir" "$gw_port" "$dir/out/ocgate-c$c.log"
+    start_gateway "$dir/out/ocgate-c$c.log"
     sleep 1
     sql "SELECT pg_stat_statements_reset()" >/dev/null
     say "ocgate at $c connections: $n payments prepared, ${duration} s window"
@@ -148,6 +162,8 @@ for c in $clients; do
                        FROM pg_stat_statements
                       WHERE query LIKE '%oc_delivery_claim(%' AND rows > 0" || true)
     [[ "${batch[$c]}" =~ ^[0-9]+$ ]] || batch[$c]=1
+    say "ocgate's claim batch at $c: ${batch[$c]} rows; finish batch: $(sql "SELECT round(sum(rows)::numeric / nullif(sum(calls), 0), 1)
+           FROM pg_stat_statements WHERE query LIKE '%oc_delivery_finish(%'") rows"
     bench_gateway_stop
 done
 "$ocgate" ledger check >"$dir/out/ledger-check.txt" 2>&1 && ledger=passed || ledger=FAILED
@@ -191,7 +207,7 @@ for c in $clients; do
 done
 
 # ---- 1,000 idle keep-alive connections ----
-bench_gateway_start "$dir" "$gw_port" "$dir/out/ocgate-idle.log"
+start_gateway "$dir/out/ocgate-idle.log"
 sleep 2
 idle_line=$("$loadgen" --idle "$idle" --hold 5 --gateway "127.0.0.1:$gw_port" \
     --server-pid "$gw_pid" --label "idle" 2>&1 | grep '^ocgate-idle ' || echo "ocgate-idle failed")
@@ -203,7 +219,8 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
     echo
     echo "machine: $machine; load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "PostgreSQL: $pg_settings"
-    echo "window: $duration s per client count; payments prepared per run: $n"
+    echo "window: $duration s per client count; payments prepared per run: $n;" \
+        "ocgate: threads ${OCGATE_THREADS:-0 (one per core)}, pool_size $OCGATE_POOL_SIZE per loop"
     echo
     fmt='| %-7s | %-9s | %-7s | %-7s | %-7s | %-6s | %-10s | %-7s | %-7s | %-8s | %-11s | %-15s | %-11s | %-5s | %-6s |\n'
     printf "$fmt" clients settled/s p50_ms p95_ms p99_ms errors lag_p99_ms drain_s rss_MiB \

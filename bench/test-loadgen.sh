@@ -61,8 +61,9 @@ echo "# $summary"
 check "summary: 300 sent, 300 settled, 0 errors, checks passed" \
     '[[ "$summary" == *" sent=300 settled=300 errors=0 "* && "$summary" == *" checks=passed" ]]'
 check "summary carries every figure" \
-    'for f in settled_per_s p50_ms p95_ms p99_ms delivery_lag_p99_ms drain_s server_rss_mib server_cpu_s_per_1k; do
-         [[ "$summary" =~ \ $f=[0-9.]+ ]] || exit 1; done'
+    '(for f in settled_per_s p50_ms p95_ms p99_ms delivery_lag_p99_ms drain_s server_rss_mib \
+             server_cpu_s_per_1k db_commits_per_settlement wal_syncs_per_settlement; do
+         [[ "$summary" =~ \ $f=[0-9.]+ ]] || exit 1; done)'
 
 # ---- the checks can fail: the receiver verifies with a key that is not the gateway's ----
 lg --gateway-pub "$(cat "$W/keys/provider.pub")" -n 20 -c 2 --label wrong-key \
