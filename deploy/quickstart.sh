@@ -27,7 +27,8 @@ pgbin=/usr/lib/postgresql/15/bin
 say() { printf 'quickstart: %s\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "quickstart: run as root (it installs packages)" >&2; exit 1; }
-bash "$root/.ci/install-deps"
+# Not the tools that only check deploy/ files (a Prometheus server among them).
+OCG_CHECK_TOOLS=0 bash "$root/.ci/install-deps"
 # QS_BUILD_DIR lets the test reuse the suite's own build instead of making another.
 build=${QS_BUILD_DIR:-$root/build}
 if [ ! -f "$build/build.ninja" ]; then
@@ -86,9 +87,22 @@ export OCGATE_OCID=300 OCGATE_PRIVATE_KEY_FILE=$dir/keys/gateway.key \
     OCGATE_PUBLIC_URL=http://127.0.0.1:$gateway_port/opencharge \
     OCGATE_LISTEN=127.0.0.1:$gateway_port OCGATE_CURRENCIES=USD,UGX \
     OCGATE_NAME="ocgate quick start" OCGATE_OUTBOUND_ALLOW_LOOPBACK=true
+log_start=$(stat -c %s "$dir/ocgate.log" 2>/dev/null || echo 0)
 "$ocgate" serve >>"$dir/ocgate.log" 2>&1 &
-pids+=($!)
+gateway=$!
+pids+=($gateway)
 say "gateway starting on http://127.0.0.1:$gateway_port/opencharge (log: $dir/ocgate.log)"
+# Until it says it listens (this run's part of the log only), or give its reason if it died
+# (a port in use, a bad key file...).
+for _ in $(seq 1 300); do
+    tail -c +$((log_start + 1)) "$dir/ocgate.log" | grep -q '"msg":"listening"' && break
+    if ! kill -0 "$gateway" 2>/dev/null; then
+        say "the gateway did not start:"
+        tail -c +$((log_start + 1)) "$dir/ocgate.log" | tail -n 5 >&2
+        exit 1
+    fi
+    sleep 0.2
+done
 
 export QS_GATEWAY_PORT=$gateway_port QS_MERCHANT_PORT=$merchant_port QS_BASE_PATH=/opencharge \
     QS_GATEWAY_OCID=300 QS_PROVIDER_OCID=100 QS_APP_OCID=200 QS_MERCHANT_OCID=500 \
@@ -106,11 +120,27 @@ if [ ! -s "$QS_RESULT_FILE" ]; then
     exit 1
 fi
 txid=$(cat "$QS_RESULT_FILE")
+# The merchant has answered; give the worker a moment (bounded) to record that answer, so
+# the operator view shows how the notification ended rather than an attempt in flight.
+for _ in $(seq 1 50); do
+    "$ocgate" payment show "$txid" --json 2>/dev/null |
+        grep -Eq '"state": ?"(delivered|rejected|dead)"' && break
+    sleep 0.2
+done
 say "the payment as an operator sees it:"
 "$ocgate" payment show "$txid"
 if [ $once = 1 ]; then
     wait "$demo"
     exit 0
 fi
-say "running; press Ctrl-C to stop"
+cat <<EOT
+quickstart: running; press Ctrl-C to stop. Meanwhile, in another shell:
+  export OCGATE_DATABASE_URL='$OCGATE_DATABASE_URL'
+  $ocgate payment list; $ocgate balance; $ocgate delivery list
+  # pay another payment as the demo provider and app (the demo merchant receives it):
+  $ocgate sim provider --gateway $OCGATE_PUBLIC_URL --gateway-ocid 300 \\
+      --ocid 100 --key $dir/keys/provider.key --create --app-ocid 200 \\
+      --app-key $dir/keys/app.key --merchant 500 --amount 9.99 --currency USD
+  # or send a bad one on purpose: add --bad stale (or signature, amount, replay...)
+EOT
 wait "$demo"

@@ -23,6 +23,7 @@ static void usage(FILE *out)
           "  ledger check|entries  check invariants I1-I3 (exit 3: violated) / list entries\n"
           "  delivery ...        list, show or retry merchant notifications\n"
           "  config check|keys   validate the configuration / list its keys\n"
+          "  sim provider|merchant  play a settlement provider or a merchant against a gateway\n"
           "  version             print the version\n"
           "  help                show this text\n"
           "\n"
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
         return cli_worker(argc - 1, argv + 1);
     if (strcmp(cmd, "delivery") == 0)
         return cli_delivery(argc - 1, argv + 1);
+    if (strcmp(cmd, "sim") == 0)
+        return cli_sim(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return cli_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

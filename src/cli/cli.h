@@ -23,3 +23,6 @@ int cli_worker(int argc, char **argv);
 int cli_delivery(int argc, char **argv);
 /* `ocgate config check [--file PATH]` | `ocgate config keys [--markdown]` */
 int cli_config(int argc, char **argv);
+/* `ocgate sim provider|merchant`: a settlement provider and a merchant receiver for trying a
+ * gateway by hand, able to misbehave on purpose (src/cli/sim.h) */
+int cli_sim(int argc, char **argv);

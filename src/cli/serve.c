@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/db.h"
+#include "cli/notify.h"
 #include "cli/startup.h"
 #include "conf/conf.h"
 #include "directory/directory.h"
@@ -239,6 +240,9 @@ int cli_serve(int argc, char **argv)
              "\"base_path\":%s,\"schema_version\":%d,\"worker\":%s", address,
              cfg->tls_cert_file ? "true" : "false", cfg->threads, base_path,
              st.schema_version, cfg->worker ? "true" : "false");
+    /* Schema checked and listener bound: connections queue in the backlog until the loops run. */
+    if ((r = cli_notify("READY=1\nSTATUS=serving")) != 0)
+        log_json(LOG_WARN, "cannot notify systemd", "\"error\":\"%s\"", strerror(-r));
     r = http_server_run(srv);
     if (r != 0) {
         fprintf(stderr, "ocgate serve: cannot start: %s\n", strerror(-r));
