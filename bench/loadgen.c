@@ -981,32 +981,36 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (!o.idle) {
+        if (!pub || key_parse_public(pub, strlen(pub), &o.gateway_pub) != 0 ||
+            o.gateway_ocid < 0 || o.app_ocid < 0 || o.provider_ocid < 0 || !app_key ||
+            !provider_key || o.n_merchants == 0 || !o.receiver_port || !o.db_conninfo)
+            return usage();
+        if (load_key(app_key, &o.app_key, "payment app") != 0 ||
+            load_key(provider_key, &o.provider_key, "provider") != 0) {
+            key_private_wipe(&o.app_key);
+            return 1;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
+    int rc = 1;
     g.base = event_base_new();
     if (!g.base)
-        return 1;
+        goto out;
     g.tick = event_new(g.base, -1, EV_PERSIST, on_tick, &g);
     struct timeval tick = { 0, 10000 };
     if (!g.tick || event_add(g.tick, &tick) != 0)
-        return 1;
-    int rc;
+        goto out;
     if (o.idle) {
         rc = run_idle(&g);
-        event_free(g.tick);
-        event_base_free(g.base);
-        return rc;
+        goto out;
     }
 
-    if (!pub || key_parse_public(pub, strlen(pub), &o.gateway_pub) != 0 || o.gateway_ocid < 0 ||
-        o.app_ocid < 0 || o.provider_ocid < 0 || !app_key || !provider_key ||
-        o.n_merchants == 0 || !o.receiver_port || !o.db_conninfo)
-        return usage();
-    if (load_key(app_key, &o.app_key, "payment app") != 0 ||
-        load_key(provider_key, &o.provider_key, "provider") != 0)
-        return 1;
     unsigned char rnd[8];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return 1;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        fprintf(stderr, "ocgate-loadgen: no randomness\n");
+        goto out;
+    }
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(g.run.run_id + 2 * i, 3, "%02x", rnd[i]);
     g.run.opt = &o;
@@ -1015,7 +1019,7 @@ int main(int argc, char **argv)
     if (!g.recv_http ||
         evhttp_bind_socket(g.recv_http, "127.0.0.1", (ev_uint16_t)o.receiver_port) != 0) {
         fprintf(stderr, "ocgate-loadgen: cannot listen on 127.0.0.1:%u\n", o.receiver_port);
-        return 1;
+        goto out;
     }
     evhttp_set_allowed_methods(g.recv_http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
     evhttp_set_max_body_size(g.recv_http, 65536);
@@ -1025,9 +1029,14 @@ int main(int argc, char **argv)
             g.run.run_id, o.n, o.concurrency, o.n_merchants, o.receiver_port);
     rc = run_load(&g);
 
-    event_free(g.tick);
-    evhttp_free(g.recv_http);
-    event_base_free(g.base);
+out:
+    conns_stop(&g); /* after an early failure some may still be open */
+    if (g.tick)
+        event_free(g.tick);
+    if (g.recv_http)
+        evhttp_free(g.recv_http);
+    if (g.base)
+        event_base_free(g.base);
     for (size_t i = 0; i < g.run.n_recv; i++) {
         Received *r = &g.run.recv[i];
         oc_free(r->path);
