@@ -17,13 +17,17 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,9 +95,17 @@ struct Gen {
     unsigned idle_answered, idle_closed;
     bool n_conns_hold;           /* idle mode: answers are in, now only holding */
     /* receiver */
+    /* The receiver runs on its own thread and loop, so that a client side saturating the
+     * main loop never delays the merchant's answers (which would make the gateway time out
+     * and retry, and measure the generator instead of ocgate). Until the thread is joined,
+     * only the two atomics are read from the main thread. */
+    struct event_base *recv_base;
     struct evhttp *recv_http;
+    pthread_t recv_thread;
+    bool recv_started;
     size_t recv_refused;
-    uint64_t last_recv_us;
+    atomic_size_t recv_count;
+    atomic_uint_fast64_t last_recv_us;
     struct event *tick;
     uint64_t drain_start_us;
     uint64_t phase_deadline_us;  /* PH_CONNECT and PH_IDLE give up (or stop holding) then */
@@ -586,7 +598,8 @@ static void on_notification(struct evhttp_request *req, void *arg)
         evbuffer_copyout(in, r->body, r->body_len);
         r->body[r->body_len] = '\0';
     }
-    g->last_recv_us = t;
+    atomic_store(&g->last_recv_us, t);
+    atomic_store(&g->recv_count, run->n_recv);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/json");
     evbuffer_add(out, "{\"status\":\"accepted\"}", 21);
@@ -614,9 +627,59 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (g->phase == PH_DRAIN &&
-        (g->run.n_recv >= g->run.n_ok ||
+        (atomic_load(&g->recv_count) >= g->run.n_ok ||
          now - g->drain_start_us > (uint64_t)(g->opt->drain_timeout_s * 1e6)))
         event_base_loopbreak(g->base);
+}
+
+static void *receiver_main(void *arg)
+{
+    Gen *g = arg;
+    event_base_loop(g->recv_base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* Listens on 127.0.0.1:port with a deep backlog (a burst of notifications each opens a
+ * connection) and starts the receiver thread. Returns 0 or -1. */
+static int receiver_start(Gen *g, unsigned port)
+{
+    g->recv_base = event_base_new();
+    g->recv_http = g->recv_base ? evhttp_new(g->recv_base) : NULL;
+    if (!g->recv_http)
+        return -1;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        g->recv_base, NULL, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+        LEV_OPT_CLOSE_ON_EXEC, 4096, (struct sockaddr *)&sin, sizeof(sin));
+    if (!lev)
+        return -1;
+    if (!evhttp_bind_listener(g->recv_http, lev)) {
+        evconnlistener_free(lev);
+        return -1;
+    }
+    evhttp_set_allowed_methods(g->recv_http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+    evhttp_set_max_body_size(g->recv_http, 65536);
+    evhttp_set_gencb(g->recv_http, on_notification, g);
+    if (pthread_create(&g->recv_thread, NULL, receiver_main, g) != 0)
+        return -1;
+    g->recv_started = true;
+    return 0;
+}
+
+static void receiver_stop(Gen *g)
+{
+    if (g->recv_started) {
+        event_base_loopbreak(g->recv_base);
+        pthread_join(g->recv_thread, NULL);
+        g->recv_started = false;
+    }
+    if (g->recv_http)
+        evhttp_free(g->recv_http);
+    g->recv_http = NULL;
+    if (g->recv_base)
+        event_base_free(g->recv_base);
+    g->recv_base = NULL;
 }
 
 /* ---- phases ---- */
@@ -785,17 +848,18 @@ static int run_load(Gen *g)
     /* 4. notifications still on their way */
     g->phase = PH_DRAIN;
     g->drain_start_us = load_end;
-    if (run->n_recv < run->n_ok)
+    if (atomic_load(&g->recv_count) < run->n_ok)
         event_base_dispatch(g->base);
-    double drain_s = run->n_recv ? (double)((g->last_recv_us > load_end ? g->last_recv_us
-                                                                         : load_end) -
-                                            load_end) / 1e6
-                                 : 0;
+    uint64_t last = atomic_load(&g->last_recv_us);
+    double drain_s = atomic_load(&g->recv_count)
+                         ? (double)((last > load_end ? last : load_end) - load_end) / 1e6
+                         : 0;
     double cpu1 = o->server_pid ? proc_cpu_s(o->server_pid) : -1;
     double rss = o->server_pid ? proc_mem_mib(o->server_pid, "VmRSS") : -1;
     double hwm = o->server_pid ? proc_mem_mib(o->server_pid, "VmHWM") : -1;
 
-    /* 5. latency figures, then the checks */
+    /* 5. the receiver stops (its records are ours from here); latency figures; checks */
+    receiver_stop(g);
     uint64_t *lat = oc_calloc(run->n_sent ? run->n_sent : 1, sizeof(uint64_t));
     if (!lat)
         return 1;
@@ -994,6 +1058,10 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
+    if (evthread_use_pthreads() != 0) { /* the main thread breaks the receiver's loop */
+        fprintf(stderr, "ocgate-loadgen: no libevent thread support\n");
+        return 1;
+    }
     g.base = event_base_new();
     if (!g.base)
         goto out;
@@ -1015,15 +1083,10 @@ int main(int argc, char **argv)
         snprintf(g.run.run_id + 2 * i, 3, "%02x", rnd[i]);
     g.run.opt = &o;
 
-    g.recv_http = evhttp_new(g.base);
-    if (!g.recv_http ||
-        evhttp_bind_socket(g.recv_http, "127.0.0.1", (ev_uint16_t)o.receiver_port) != 0) {
+    if (receiver_start(&g, o.receiver_port) != 0) {
         fprintf(stderr, "ocgate-loadgen: cannot listen on 127.0.0.1:%u\n", o.receiver_port);
         goto out;
     }
-    evhttp_set_allowed_methods(g.recv_http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
-    evhttp_set_max_body_size(g.recv_http, 65536);
-    evhttp_set_gencb(g.recv_http, on_notification, &g);
 
     fprintf(stderr, "loadgen: run %s, n=%zu c=%u, merchants %zu, receiver 127.0.0.1:%u\n",
             g.run.run_id, o.n, o.concurrency, o.n_merchants, o.receiver_port);
@@ -1033,8 +1096,7 @@ out:
     conns_stop(&g); /* after an early failure some may still be open */
     if (g.tick)
         event_free(g.tick);
-    if (g.recv_http)
-        evhttp_free(g.recv_http);
+    receiver_stop(&g);
     if (g.base)
         event_base_free(g.base);
     for (size_t i = 0; i < g.run.n_recv; i++) {
@@ -1053,5 +1115,6 @@ out:
     oc_free(g.run.items);
     key_private_wipe(&o.app_key);
     key_private_wipe(&o.provider_key);
+    libevent_global_shutdown();
     return rc;
 }
