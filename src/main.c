@@ -14,6 +14,7 @@ static void usage(FILE *out)
           "commands:\n"
           "  serve [--config F]  run the gateway (config: F, OCGATE_CONFIG, OCGATE_* variables)\n"
           "  keygen --out FILE   write a new private key (0600) and print its public key\n"
+          "  keygen --sealing-key --out FILE  write a new admin sealing key (0600)\n"
           "  migrate [--check]   apply the schema migrations (OCGATE_DATABASE_URL)\n"
           "  worker [--config F] run only the merchant delivery worker (no listener)\n"
           "  participant ...     add, list, show, update or disable participants\n"
@@ -22,6 +23,7 @@ static void usage(FILE *out)
           "  exception ...       list or resolve (attach, refund, dismiss) exceptions\n"
           "  ledger check|entries  check invariants I1-I3 (exit 3: violated) / list entries\n"
           "  delivery ...        list, show or retry merchant notifications\n"
+          "  client ...          create, list or revoke admin API clients\n"
           "  config check|keys   validate the configuration / list its keys\n"
           "  sim provider|merchant  play a settlement provider or a merchant against a gateway\n"
           "  version             print the version\n"
@@ -61,6 +63,8 @@ int main(int argc, char **argv)
         return cli_worker(argc - 1, argv + 1);
     if (strcmp(cmd, "delivery") == 0)
         return cli_delivery(argc - 1, argv + 1);
+    if (strcmp(cmd, "client") == 0)
+        return cli_client(argc - 1, argv + 1);
     if (strcmp(cmd, "sim") == 0)
         return cli_sim(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)

@@ -21,7 +21,42 @@ const DbStatement admin_statements[] = {
         "SELECT oc_admin_resolve_exception($1::bigint, $2, $3, $4, $5, $6::bigint, $7::bigint)",
         7 },
     [ADMIN_STMT_LEDGER_CHECK] = { "admin_ledger_check", "SELECT oc_ledger_check()", 0 },
+    [ADMIN_STMT_CLIENT_SECRET] = { "admin_client_secret", "SELECT oc_admin_client_secret($1)",
+        1 },
+    [ADMIN_STMT_DELIVERIES] = { "admin_deliveries",
+        "SELECT oc_admin_deliveries($1, $2::bigint, $3::boolean, $4, $5::integer)", 5 },
+    [ADMIN_STMT_DELIVERY] = { "admin_delivery", "SELECT oc_admin_delivery($1::uuid)", 1 },
+    [ADMIN_STMT_PARTICIPANTS] = { "admin_participants",
+        "SELECT oc_admin_participants($1, $2::integer)", 2 },
+    [ADMIN_STMT_PARTICIPANT] = { "admin_participant", "SELECT oc_admin_participant($1::bigint)",
+        1 },
+    [ADMIN_STMT_API_MUTATE] = { "admin_api_mutate",
+        "SELECT oc_admin_api_mutate($1, $2, $3, $4, $5::jsonb, $6::bigint, $7::bigint)", 7 },
+    [ADMIN_STMT_CLIENT_CREATE] = { "admin_client_create",
+        "SELECT oc_admin_client_create($1, $2, string_to_array($3, ','), $4::bytea, $5)", 5 },
+    [ADMIN_STMT_CLIENTS] = { "admin_clients", "SELECT oc_admin_clients()", 0 },
+    [ADMIN_STMT_CLIENT_REVOKE] = { "admin_client_revoke", "SELECT oc_admin_client_revoke($1, $2)",
+        2 },
+    [ADMIN_STMT_DELIVERY_RETRY] = { "admin_delivery_retry",
+        "SELECT oc_admin_delivery_retry($1::uuid, $2)", 2 },
+    [ADMIN_STMT_PARTICIPANT_PUT] = { "admin_participant_put",
+        "SELECT oc_admin_participant_put($1::bigint, $2::boolean, $3::jsonb, $4)", 4 },
 };
+
+const char *const admin_scopes[] = {
+    "payments:read", "balances:read", "exceptions:read", "exceptions:write",
+    "deliveries:read", "deliveries:write", "participants:read", "participants:write", NULL,
+};
+
+bool admin_client_id_valid(const char *id)
+{
+    if (!id || strlen(id) != ADMIN_CLIENT_ID_LEN || strncmp(id, "ocgc_", 5) != 0)
+        return false;
+    for (const char *p = id + 5; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
 const size_t admin_statement_count = OC_ARRAY_LEN(admin_statements);
 
 bool admin_sqlstate_is_invalid_input(const char *sqlstate)
@@ -45,8 +80,8 @@ static const char *limit_param(int limit, char buf[static 24])
 
 /* Runs statement id with params and parses its one jsonb cell into *out. A NULL cell is
  * ADMIN_E_NOT_FOUND. */
-static int run(PGconn *conn, AdminStatementId id, const char *const *params, json_t **out,
-               char *err, size_t err_len)
+int admin_run(PGconn *conn, AdminStatementId id, const char *const *params, json_t **out,
+              char *err, size_t err_len)
 {
     const DbStatement *st = &admin_statements[id];
     PGresult *res = PQexecParams(conn, st->sql, st->n_params, NULL, params, NULL, NULL, 0);
@@ -106,13 +141,13 @@ int admin_payments(PGconn *conn, const AdminPaymentFilter *f, json_t **out, char
     char merchant[24], limit[24];
     const char *params[7] = { f->status, int_param(f->merchant, merchant), f->currency, f->from,
                               f->to, f->cursor, limit_param(f->limit, limit) };
-    return run(conn, ADMIN_STMT_PAYMENTS, params, out, err, err_len);
+    return admin_run(conn, ADMIN_STMT_PAYMENTS, params, out, err, err_len);
 }
 
 int admin_payment(PGconn *conn, const char *txid, json_t **out, char *err, size_t err_len)
 {
     const char *params[1] = { txid };
-    int r = run(conn, ADMIN_STMT_PAYMENT, params, out, err, err_len);
+    int r = admin_run(conn, ADMIN_STMT_PAYMENT, params, out, err, err_len);
     if (r == ADMIN_E_NOT_FOUND)
         snprintf(err, err_len, "no payment has txid %s", txid);
     return r;
@@ -122,7 +157,7 @@ int admin_balances(PGconn *conn, int64_t merchant, json_t **out, char *err, size
 {
     char m[24];
     const char *params[1] = { int_param(merchant, m) };
-    return run(conn, ADMIN_STMT_BALANCES, params, out, err, err_len);
+    return admin_run(conn, ADMIN_STMT_BALANCES, params, out, err, err_len);
 }
 
 int admin_ledger(PGconn *conn, const char *account, const char *cursor, int limit,
@@ -130,7 +165,7 @@ int admin_ledger(PGconn *conn, const char *account, const char *cursor, int limi
 {
     char l[24];
     const char *params[3] = { account, cursor, limit_param(limit, l) };
-    return run(conn, ADMIN_STMT_LEDGER, params, out, err, err_len);
+    return admin_run(conn, ADMIN_STMT_LEDGER, params, out, err, err_len);
 }
 
 int admin_exceptions(PGconn *conn, const AdminExceptionFilter *f, json_t **out, char *err,
@@ -138,7 +173,7 @@ int admin_exceptions(PGconn *conn, const AdminExceptionFilter *f, json_t **out, 
 {
     char l[24];
     const char *params[4] = { f->status, f->kind, f->cursor, limit_param(f->limit, l) };
-    return run(conn, ADMIN_STMT_EXCEPTIONS, params, out, err, err_len);
+    return admin_run(conn, ADMIN_STMT_EXCEPTIONS, params, out, err, err_len);
 }
 
 int admin_resolve_exception(PGconn *conn, const AdminResolve *rq, json_t **out, char *err,
@@ -149,7 +184,7 @@ int admin_resolve_exception(PGconn *conn, const AdminResolve *rq, json_t **out, 
                               rq->reason, rq->actor, int_param(rq->gateway_ocid, gateway),
                               int_param(rq->now, now) };
     json_t *doc = NULL;
-    int r = run(conn, ADMIN_STMT_RESOLVE_EXCEPTION, params, &doc, err, err_len);
+    int r = admin_run(conn, ADMIN_STMT_RESOLVE_EXCEPTION, params, &doc, err, err_len);
     if (r != 0)
         return r;
     if (!json_is_object(doc) || !json_is_string(json_object_get(doc, "result"))) {
@@ -164,7 +199,7 @@ int admin_resolve_exception(PGconn *conn, const AdminResolve *rq, json_t **out, 
 int admin_ledger_check(PGconn *conn, json_t **out, char *err, size_t err_len)
 {
     json_t *doc = NULL;
-    int r = run(conn, ADMIN_STMT_LEDGER_CHECK, NULL, &doc, err, err_len);
+    int r = admin_run(conn, ADMIN_STMT_LEDGER_CHECK, NULL, &doc, err, err_len);
     if (r != 0)
         return r;
     if (!json_is_array(doc)) {

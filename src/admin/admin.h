@@ -42,6 +42,19 @@ typedef enum AdminCode {
  *   admin_resolve_exception  exception id, action (attach|refund|dismiss), payment txid
  *                            (attach), reason, actor, gateway OCID, now (Unix seconds)
  *   admin_ledger_check       (none)
+ *   admin_client_secret      client id   (the API's authentication: {scopes, sealed hex})
+ *   admin_deliveries         state, merchant OCID, newest first (bool), cursor, limit
+ *   admin_delivery           delivery id (uuid)
+ *   admin_participants       cursor, limit
+ *   admin_participant        OCID
+ *   admin_api_mutate         client id, Idempotency-Key, request hash, operation, arguments
+ *                            (jsonb), gateway OCID, now  ({status, body, replayed})
+ *   admin_client_create      client id, name, scopes (text[] literal), sealed (bytea hex
+ *                            "\x..."), actor
+ *   admin_clients            (none)
+ *   admin_client_revoke      client id, actor
+ *   admin_delivery_retry     delivery id, actor
+ *   admin_participant_put    OCID, create (bool), fields (jsonb), actor
  * Input errors of the lists come back as SQLSTATE 22023 (or 22007/22008 for a timestamp);
  * resolution refusals are answers ({"result": ...}), never errors. */
 typedef enum AdminStatementId {
@@ -52,6 +65,17 @@ typedef enum AdminStatementId {
     ADMIN_STMT_EXCEPTIONS,
     ADMIN_STMT_RESOLVE_EXCEPTION,
     ADMIN_STMT_LEDGER_CHECK,
+    ADMIN_STMT_CLIENT_SECRET,
+    ADMIN_STMT_DELIVERIES,
+    ADMIN_STMT_DELIVERY,
+    ADMIN_STMT_PARTICIPANTS,
+    ADMIN_STMT_PARTICIPANT,
+    ADMIN_STMT_API_MUTATE,
+    ADMIN_STMT_CLIENT_CREATE,
+    ADMIN_STMT_CLIENTS,
+    ADMIN_STMT_CLIENT_REVOKE,
+    ADMIN_STMT_DELIVERY_RETRY,
+    ADMIN_STMT_PARTICIPANT_PUT,
 } AdminStatementId;
 
 extern const DbStatement admin_statements[];   /* indexed by AdminStatementId */
@@ -116,3 +140,17 @@ OC_MUST_CHECK int admin_resolve_exception(PGconn *conn, const AdminResolve *r, j
                                           char *err, size_t err_len);
 /* [{"invariant": "I1".."I3", "rule", "detail"}...], empty when the ledger is consistent. */
 OC_MUST_CHECK int admin_ledger_check(PGconn *conn, json_t **out, char *err, size_t err_len);
+
+/* Runs any statement of admin_statements with its text parameters (blocking) and parses its
+ * one jsonb cell, as the functions above do: 0 with *out, ADMIN_E_NOT_FOUND for a NULL cell,
+ * ADMIN_E_INVALID for input the database refused, ADMIN_E_DB, -ENOMEM. */
+OC_MUST_CHECK int admin_run(PGconn *conn, AdminStatementId id, const char *const *params,
+                            json_t **out, char *err, size_t err_len);
+
+/* API clients (`ocgate client`). Scopes a client may hold, NULL-terminated. */
+extern const char *const admin_scopes[];
+/* Client ids: "ocgc_" and 24 lowercase hex digits. Secrets: 64 lowercase hex digits, used as
+ * the HMAC key exactly as printed. */
+#define ADMIN_CLIENT_ID_LEN 29
+#define ADMIN_CLIENT_SECRET_LEN 64
+bool admin_client_id_valid(const char *id);

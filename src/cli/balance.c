@@ -2,6 +2,7 @@
  * what the gateway owes each merchant per currency, and what it holds in suspense (open
  * exceptions), owes as refunds and has been told each provider moved. Exit status 0, 1, 2. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static void balance_usage(FILE *out)
           "  clearing account (negative: money it reported moving to the gateway). With\n"
           "  --merchant, suspense, refunds and clearing count only that merchant's entries.\n"
           "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
+          OPS_REMOTE_USAGE
           "exit status: 0 success, 1 failure, 2 usage error\n",
           out);
 }
@@ -72,35 +74,55 @@ int cli_balance(int argc, char **argv)
     };
     int64_t merchant = -1;
     int json = 0, opt;
+    OpsRemote remote;
+    int taken = ops_remote_take(PROG, &argc, argv, &remote);
+    if (taken >= 0)
+        return taken;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
         case O_MERCHANT:
-            if (ops_parse_ocid(optarg, &merchant) != 0)
+            if (ops_parse_ocid(optarg, &merchant) != 0) {
+                ops_remote_deinit(&remote);
                 return ops_usage_error(PROG, "--merchant must be a decimal OCID (0 .. 2^53-1)");
+            }
             break;
         case O_JSON:
             json = 1;
             break;
         case O_HELP:
+            ops_remote_deinit(&remote);
             balance_usage(stdout);
             return CLI_EXIT_OK;
         default:
+            ops_remote_deinit(&remote);
             balance_usage(stderr);
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind != argc)
+    if (optind != argc) {
+        ops_remote_deinit(&remote);
         return ops_usage_error(PROG, "balance takes no arguments besides its options");
+    }
 
-    PGconn *conn;
-    int status = cli_db_open(PROG, &conn);
-    if (status != CLI_EXIT_OK)
-        return status;
     char err[512];
     json_t *doc = NULL;
-    int r = admin_balances(conn, merchant, &doc, err, sizeof(err));
-    PQfinish(conn);
+    int r, status;
+    if (remote.on) {
+        char target[128] = "/admin/v1/balances", m[24];
+        snprintf(m, sizeof(m), "%" PRId64, merchant);
+        r = ops_query_add(target, sizeof(target), "merchant", merchant >= 0 ? m : NULL);
+        if (r == 0)
+            r = ops_remote_call(&remote, "GET", target, NULL, &doc, err, sizeof(err));
+        ops_remote_deinit(&remote);
+    } else {
+        PGconn *conn;
+        status = cli_db_open(PROG, &conn);
+        if (status != CLI_EXIT_OK)
+            return status;
+        r = admin_balances(conn, merchant, &doc, err, sizeof(err));
+        PQfinish(conn);
+    }
     if (r != 0)
         return ops_admin_failure(PROG, r, err);
     status = ops_output(PROG, doc, json, print_balances);

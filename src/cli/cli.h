@@ -21,6 +21,8 @@ int cli_ledger(int argc, char **argv);
 int cli_worker(int argc, char **argv);
 /* `ocgate delivery list|show|retry`: the merchant notification outbox */
 int cli_delivery(int argc, char **argv);
+/* `ocgate client create|list|revoke`: admin API clients (docs/admin-api.md) */
+int cli_client(int argc, char **argv);
 /* `ocgate config check [--file PATH]` | `ocgate config keys [--markdown]` */
 int cli_config(int argc, char **argv);
 /* `ocgate sim provider|merchant`: a settlement provider and a merchant receiver for trying a

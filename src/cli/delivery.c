@@ -3,6 +3,7 @@
  * it becomes pending and due now, a running worker sends it within its poll interval, and a
  * failure of that one attempt makes it dead again. Exit status 0, 1 (failure, not found, not
  * replayable), 2 (usage). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "cli/db.h"
 #include "cli/ops.h"
@@ -18,6 +20,7 @@
 #include "store/deliveries.h"
 
 #define PROG "ocgate delivery"
+#define F2(o, k) k, json_object_get(o, k)
 #define DELIVERY_LIST_DEFAULT 50
 
 static void delivery_usage(FILE *out)
@@ -29,6 +32,7 @@ static void delivery_usage(FILE *out)
           "  show ID [--json]     one delivery with every attempt\n"
           "  retry ID             replay a dead or rejected delivery\n"
           "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
+          OPS_REMOTE_USAGE
           "exit status: 0 success, 1 failure (incl. not found), 2 usage error\n",
           out);
 }
@@ -114,145 +118,174 @@ static int parse_args(const char *cmd, int argc, char **argv, Args *a)
     return 0;
 }
 
-static json_int_t int_at(const PGresult *res, int row, int col)
+/* A delivery of the admin functions (oc_admin_delivery_json) in this command's --json shape,
+ * key by key (the functions' objects come in jsonb's key order). */
+static json_t *cli_row(const json_t *d)
 {
-    return (json_int_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-/* NULL-aware helpers for json_pack's "s?" / "o?". */
-static const char *text_at(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-static json_t *int_or_null(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? json_null() : json_integer(int_at(res, row, col));
-}
-
-static json_t *delivery_json(const PGresult *res, int i)
-{
-    return json_pack("{s:s,s:s,s:I,s:s,s:i,s:I,s:o,s:s?,s:s?,s:I,s:I}",
-                     "id", PQgetvalue(res, i, DELIVERY_COL_ID),
-                     "paymentTxid", PQgetvalue(res, i, DELIVERY_COL_PAYMENT),
-                     "merchant", int_at(res, i, DELIVERY_COL_MERCHANT),
-                     "state", PQgetvalue(res, i, DELIVERY_COL_STATE),
-                     "attempts", (int)int_at(res, i, DELIVERY_COL_ATTEMPTS),
-                     "nextAttemptAt", int_at(res, i, DELIVERY_COL_NEXT_ATTEMPT),
-                     "leaseUntil", int_or_null(res, i, DELIVERY_COL_LEASE_UNTIL),
-                     "lastError", text_at(res, i, DELIVERY_COL_LAST_ERROR),
-                     "worker", text_at(res, i, DELIVERY_COL_WORKER),
-                     "createdAt", int_at(res, i, DELIVERY_COL_CREATED),
-                     "updatedAt", int_at(res, i, DELIVERY_COL_UPDATED));
-}
-
-static json_t *attempt_json(const PGresult *res, int i)
-{
-    return json_pack("{s:i,s:I,s:i,s:o,s:s?,s:s?}",
-                     "attempt", (int)int_at(res, i, ATTEMPT_COL_NUMBER),
-                     "startedAtMs", int_at(res, i, ATTEMPT_COL_STARTED_MS),
-                     "durationMs", (int)int_at(res, i, ATTEMPT_COL_DURATION_MS),
-                     "httpStatus", int_or_null(res, i, ATTEMPT_COL_HTTP_STATUS),
-                     "error", text_at(res, i, ATTEMPT_COL_ERROR),
-                     "excerpt", text_at(res, i, ATTEMPT_COL_EXCERPT));
-}
-
-/* "2026-01-02 03:04:05Z" from Unix seconds text. */
-static const char *utc(const char *unix_text, char *out, size_t out_len)
-{
-    time_t t = (time_t)strtoll(unix_text, NULL, 10);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(out, out_len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
-        snprintf(out, out_len, "%s", unix_text);
-    return out;
-}
-
-static int print_list(const PGresult *res, int json)
-{
-    int rows = PQntuples(res);
-    if (json) {
-        json_t *out = json_array();
-        for (int i = 0; out && i < rows; i++)
-            if (json_array_append_new(out, delivery_json(res, i)) != 0) {
-                json_decref(out);
-                out = NULL;
+#define F(k) k, json_object_get(d, k)
+    json_t *o = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", F("id"),
+                          "paymentTxid", json_object_get(d, "payment"), F("merchant"),
+                          F("state"), F("attempts"), F("nextAttemptAt"), F("leaseUntil"),
+                          F("lastError"), F("worker"), F("createdAt"), F("updatedAt"));
+    const json_t *log = json_object_get(d, "attemptLog");
+    if (o && json_is_array(log)) {
+        json_t *list = json_array();
+        size_t i;
+        const json_t *a;
+        json_array_foreach(log, i, a) {
+            json_t *e = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", F2(a, "attempt"),
+                                  F2(a, "startedAtMs"), F2(a, "durationMs"),
+                                  F2(a, "httpStatus"), F2(a, "error"), "excerpt",
+                                  json_object_get(a, "responseExcerpt"));
+            if (!list || json_array_append_new(list, e) != 0) {
+                json_decref(list);
+                list = NULL;
+                break;
             }
-        return ops_print_json_new(PROG, out);
+        }
+        if (!list || json_object_set_new(o, "attemptLog", list) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
     }
+#undef F
+    return o;
+}
+
+/* "2026-01-02 03:04:05Z" from Unix seconds, or "-". */
+static const char *utc(const json_t *obj, const char *key, char *out, size_t out_len)
+{
+    return ops_time_cell(obj, key, out, out_len);
+}
+
+static int print_list(const json_t *rows, int json)
+{
+    if (json)
+        return ops_print_json(PROG, rows);
     printf("%-36s %-9s %-8s %-12s %-20s %s\n", "ID", "STATE", "ATTEMPTS", "MERCHANT",
            "UPDATED", "LAST ERROR");
-    for (int i = 0; i < rows; i++) {
-        char when[32];
-        printf("%-36s %-9s %-8s %-12s %-20s %.60s\n", PQgetvalue(res, i, DELIVERY_COL_ID),
-               PQgetvalue(res, i, DELIVERY_COL_STATE), PQgetvalue(res, i, DELIVERY_COL_ATTEMPTS),
-               PQgetvalue(res, i, DELIVERY_COL_MERCHANT),
-               utc(PQgetvalue(res, i, DELIVERY_COL_UPDATED), when, sizeof(when)),
-               PQgetisnull(res, i, DELIVERY_COL_LAST_ERROR)
-                   ? "-"
-                   : PQgetvalue(res, i, DELIVERY_COL_LAST_ERROR));
+    size_t i;
+    const json_t *d;
+    char c[6][OPS_CELL_MAX];
+    json_array_foreach(rows, i, d) {
+        printf("%-36s %-9s %-8s %-12s %-20s %.60s\n", ops_cell(d, "id", c[0], OPS_CELL_MAX),
+               ops_cell(d, "state", c[1], OPS_CELL_MAX),
+               ops_cell(d, "attempts", c[2], OPS_CELL_MAX),
+               ops_cell(d, "merchant", c[3], OPS_CELL_MAX),
+               utc(d, "updatedAt", c[4], OPS_CELL_MAX),
+               ops_cell(d, "lastError", c[5], OPS_CELL_MAX));
     }
     return CLI_EXIT_OK;
 }
 
-static int print_show(const PGresult *d, const PGresult *att, int json)
+static int print_show(const json_t *d, int json)
 {
-    int n = PQntuples(att);
-    if (json) {
-        json_t *out = delivery_json(d, 0);
-        json_t *list = json_array();
-        for (int i = 0; out && list && i < n; i++)
-            if (json_array_append_new(list, attempt_json(att, i)) != 0) {
-                json_decref(list);
-                list = NULL;
-            }
-        if (!out || !list || json_object_set_new(out, "attemptLog", list) != 0) {
-            json_decref(out);
-            out = NULL;
-        }
-        return ops_print_json_new(PROG, out);
-    }
-    char when[32];
-    printf("id           %s\n", PQgetvalue(d, 0, DELIVERY_COL_ID));
-    printf("payment      %s\n", PQgetvalue(d, 0, DELIVERY_COL_PAYMENT));
-    printf("merchant     %s\n", PQgetvalue(d, 0, DELIVERY_COL_MERCHANT));
-    printf("state        %s\n", PQgetvalue(d, 0, DELIVERY_COL_STATE));
-    printf("attempts     %s\n", PQgetvalue(d, 0, DELIVERY_COL_ATTEMPTS));
-    const char *state = PQgetvalue(d, 0, DELIVERY_COL_STATE);
+    if (json)
+        return ops_print_json(PROG, d);
+    char c[6][OPS_CELL_MAX];
+    printf("id           %s\n", ops_cell(d, "id", c[0], OPS_CELL_MAX));
+    printf("payment      %s\n", ops_cell(d, "paymentTxid", c[0], OPS_CELL_MAX));
+    printf("merchant     %s\n", ops_cell(d, "merchant", c[0], OPS_CELL_MAX));
+    const char *state = ops_cell(d, "state", c[1], OPS_CELL_MAX);
+    printf("state        %s\n", state);
+    printf("attempts     %s\n", ops_cell(d, "attempts", c[0], OPS_CELL_MAX));
     /* An in_flight row's next attempt time is its lease end (migrations/0003_delivery.sql);
      * a final row has none. */
     printf("%s %s\n", strcmp(state, "in_flight") == 0 ? "lease until " : "next attempt",
            strcmp(state, "pending") == 0 || strcmp(state, "in_flight") == 0
-               ? utc(PQgetvalue(d, 0, DELIVERY_COL_NEXT_ATTEMPT), when, sizeof(when))
+               ? utc(d, "nextAttemptAt", c[0], OPS_CELL_MAX)
                : "-");
-    if (!PQgetisnull(d, 0, DELIVERY_COL_WORKER))
-        printf("worker       %s\n", PQgetvalue(d, 0, DELIVERY_COL_WORKER));
-    printf("last error   %s\n", PQgetisnull(d, 0, DELIVERY_COL_LAST_ERROR)
-                                    ? "-"
-                                    : PQgetvalue(d, 0, DELIVERY_COL_LAST_ERROR));
-    printf("created      %s\n", utc(PQgetvalue(d, 0, DELIVERY_COL_CREATED), when,
-                                    sizeof(when)));
+    if (json_is_string(json_object_get(d, "worker")))
+        printf("worker       %s\n", ops_cell(d, "worker", c[0], OPS_CELL_MAX));
+    printf("last error   %s\n", ops_cell(d, "lastError", c[0], OPS_CELL_MAX));
+    printf("created      %s\n", utc(d, "createdAt", c[0], OPS_CELL_MAX));
     printf("\n%-7s %-24s %-9s %-6s %s\n", "ATTEMPT", "STARTED", "DURATION", "HTTP", "ERROR");
-    for (int i = 0; i < n; i++) {
-        long long ms = strtoll(PQgetvalue(att, i, ATTEMPT_COL_STARTED_MS), NULL, 10);
-        char secs[24];
-        snprintf(secs, sizeof(secs), "%lld", ms / 1000);
-        utc(secs, when, sizeof(when));
-        when[strlen(when) - 1] = '\0'; /* drop the Z to put the milliseconds before it */
-        char started[40];
+    size_t i;
+    const json_t *a;
+    json_array_foreach(json_object_get(d, "attemptLog"), i, a) {
+        long long ms = (long long)json_integer_value(json_object_get(a, "startedAtMs"));
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        char when[32] = "-", started[48];
+        if (gmtime_r(&t, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
         snprintf(started, sizeof(started), "%s.%03lldZ", when, ms % 1000);
-        char duration[24];
-        snprintf(duration, sizeof(duration), "%sms", PQgetvalue(att, i, ATTEMPT_COL_DURATION_MS));
-        printf("%-7s %-24s %-9s %-6s %s\n", PQgetvalue(att, i, ATTEMPT_COL_NUMBER), started,
-               duration,
-               PQgetisnull(att, i, ATTEMPT_COL_HTTP_STATUS)
-                   ? "-"
-                   : PQgetvalue(att, i, ATTEMPT_COL_HTTP_STATUS),
-               PQgetisnull(att, i, ATTEMPT_COL_ERROR) ? "-"
-                                                       : PQgetvalue(att, i, ATTEMPT_COL_ERROR));
-        if (!PQgetisnull(att, i, ATTEMPT_COL_EXCERPT))
-            printf("        answer: %s\n", PQgetvalue(att, i, ATTEMPT_COL_EXCERPT));
+        char duration[40];
+        snprintf(duration, sizeof(duration), "%sms", ops_cell(a, "durationMs", c[0],
+                                                              OPS_CELL_MAX));
+        printf("%-7s %-24s %-9s %-6s %s\n", ops_cell(a, "attempt", c[1], OPS_CELL_MAX), started,
+               duration, ops_cell(a, "httpStatus", c[2], OPS_CELL_MAX),
+               ops_cell(a, "error", c[3], OPS_CELL_MAX));
+        if (json_is_string(json_object_get(a, "excerpt")))
+            printf("        answer: %s\n", ops_cell(a, "excerpt", c[4], OPS_CELL_MAX));
     }
     return CLI_EXIT_OK;
+}
+
+/* list (newest first, up to a->limit) and show, on the database (conn) or through the admin
+ * API (remote): the same SQL functions either way. */
+static int show_deliveries(PGconn *conn, const OpsRemote *remote, int is_list, const Args *a)
+{
+    char err[512], target[1024], cursor[800] = "", merchant[24], limit[16];
+    json_t *rows = json_array(), *doc = NULL;
+    int r = 0, status = CLI_EXIT_FAILURE;
+    snprintf(merchant, sizeof(merchant), "%" PRId64, a->merchant);
+    if (!rows) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    do {
+        int want = a->limit - (int)json_array_size(rows);
+        snprintf(limit, sizeof(limit), "%d", want > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : want);
+        const char *params[5] = { a->state, a->merchant >= 0 ? merchant : NULL, "t",
+                                  cursor[0] ? cursor : NULL, limit };
+        if (conn) {
+            r = is_list ? admin_run(conn, ADMIN_STMT_DELIVERIES, params, &doc, err, sizeof(err))
+                        : admin_run(conn, ADMIN_STMT_DELIVERY, (const char *[]){ a->id }, &doc,
+                                    err, sizeof(err));
+        } else {
+            if (is_list) {
+                snprintf(target, sizeof(target), "/admin/v1/deliveries?order=newest");
+                r = ops_query_add(target, sizeof(target), "state", params[0]) ||
+                    ops_query_add(target, sizeof(target), "merchant", params[1]) ||
+                    ops_query_add(target, sizeof(target), "cursor", params[3]) ||
+                    ops_query_add(target, sizeof(target), "limit", params[4]);
+            } else {
+                r = snprintf(target, sizeof(target), "/admin/v1/deliveries/%s", a->id) < 0;
+            }
+            if (r == 0)
+                r = ops_remote_call(remote, "GET", target, NULL, &doc, err, sizeof(err));
+            else
+                snprintf(err, sizeof(err), "the filters are too long");
+        }
+        if (r != 0)
+            break;
+        size_t i;
+        const json_t *d;
+        if (is_list) {
+            json_array_foreach(json_object_get(doc, "items"), i, d)
+                r |= json_array_append_new(rows, cli_row(d));
+        } else {
+            r = json_array_append_new(rows, cli_row(doc));
+        }
+        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
+        snprintf(cursor, sizeof(cursor), "%s", next && is_list ? next : "");
+        json_decref(doc);
+        doc = NULL;
+        if (r != 0) {
+            r = -ENOMEM;
+            snprintf(err, sizeof(err), "out of memory");
+            break;
+        }
+    } while (cursor[0] && (int)json_array_size(rows) < a->limit);
+    if (r == 0)
+        status = is_list ? print_list(rows, a->json) : print_show(json_array_get(rows, 0), a->json);
+    else if (!is_list && r == ADMIN_E_NOT_FOUND)
+        fprintf(stderr, PROG " show: no delivery has id %s\n", a->id);
+    else
+        status = ops_admin_failure(is_list ? PROG " list" : PROG " show", r, err);
+    json_decref(rows);
+    return status;
 }
 
 int cli_delivery(int argc, char **argv)
@@ -265,37 +298,49 @@ int cli_delivery(int argc, char **argv)
     int is_retry = strcmp(cmd, "retry") == 0;
     if (!is_list && !is_show && !is_retry)
         return ops_unknown_command(PROG, cmd, delivery_usage);
+    OpsRemote remote;
+    if ((status = ops_remote_take(PROG, &argc, argv, &remote)) >= 0)
+        return status;
     Args a;
     int r = parse_args(cmd, argc - 1, argv + 1, &a);
-    if (r)
+    if (r) {
+        ops_remote_deinit(&remote);
         return r;
+    }
+    if (remote.on && !is_retry) {
+        status = show_deliveries(NULL, &remote, is_list, &a);
+        ops_remote_deinit(&remote);
+        return status;
+    }
+    if (remote.on) {
+        char target[128], err[512];
+        json_t *doc = NULL;
+        snprintf(target, sizeof(target), "/admin/v1/deliveries/%s/retry", a.id);
+        r = ops_remote_call(&remote, "POST", target, NULL, &doc, err, sizeof(err));
+        ops_remote_deinit(&remote);
+        const char *result = json_string_value(json_object_get(doc, "result"));
+        status = CLI_EXIT_FAILURE;
+        if (r != 0) {
+            fprintf(stderr, PROG " retry: %s\n", err);
+        } else if (result && strcmp(result, "done") == 0) {
+            printf("delivery %s is pending again; a running worker sends it within a second\n",
+                   a.id);
+            status = CLI_EXIT_OK;
+        } else {
+            char msg[OPS_CELL_MAX];
+            fprintf(stderr, PROG " retry: %s\n", ops_cell(doc, "message", msg, sizeof(msg)));
+        }
+        json_decref(doc);
+        return status;
+    }
 
     PGconn *conn;
     if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)
         return status;
     char err[512];
     status = CLI_EXIT_FAILURE;
-    if (is_list) {
-        DeliveryFilter f = { .state = a.state, .merchant = a.merchant, .limit = a.limit };
-        PGresult *res = deliveries_select(conn, &f, err, sizeof(err));
-        if (!res)
-            fprintf(stderr, PROG " list: %s\n", err);
-        else
-            status = print_list(res, a.json);
-        PQclear(res);
-    } else if (is_show) {
-        PGresult *res = deliveries_get(conn, a.id, err, sizeof(err));
-        PGresult *att = res && PQntuples(res) == 1 ? deliveries_attempts(conn, a.id, err,
-                                                                         sizeof(err))
-                                                   : NULL;
-        if (!res || (PQntuples(res) == 1 && !att))
-            fprintf(stderr, PROG " show: %s\n", err);
-        else if (PQntuples(res) == 0)
-            fprintf(stderr, PROG " show: no delivery has id %s\n", a.id);
-        else
-            status = print_show(res, att, a.json);
-        PQclear(att);
-        PQclear(res);
+    if (is_list || is_show) {
+        status = show_deliveries(conn, NULL, is_list, &a);
     } else {
         char state[32] = "";
         r = deliveries_retry(conn, a.id, state, sizeof(state), err, sizeof(err));

@@ -42,6 +42,7 @@ static void exception_usage(FILE *out)
           "      the same resolution again changes nothing and exits 0; the OS user is\n"
           "      recorded as the actor in the audit trail\n"
           "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
+          OPS_REMOTE_USAGE
           "exit status: 0 success (incl. already done), 1 refused, not found or failure,\n"
           "             2 usage error\n",
           out);
@@ -179,18 +180,6 @@ static void print_list(const json_t *page)
     ops_print_next(page, "ocgate exception list (same filters)");
 }
 
-/* The OS user running the command, for the audit trail: the name of the effective uid, or
- * "uid:N" when it has none. */
-static void os_actor(char *buf, size_t buf_len)
-{
-    uid_t uid = geteuid();
-    struct passwd *pw = getpwuid(uid);
-    if (pw && pw->pw_name && *pw->pw_name && strlen(pw->pw_name) < buf_len)
-        snprintf(buf, buf_len, "%s", pw->pw_name);
-    else
-        snprintf(buf, buf_len, "uid:%lu", (unsigned long)uid);
-}
-
 /* The gateway's OCID from the configuration, as `ocgate serve` would load it. */
 static int gateway_ocid(const char *path, int64_t *out)
 {
@@ -242,6 +231,45 @@ static int report(const Args *a, const json_t *doc)
     return CLI_EXIT_OK;
 }
 
+/* The same command through the admin API (ops.h, remote mode). */
+static int remote_exception(const OpsRemote *remote, int is_list, const Args *a)
+{
+    char target[2048], limit[16], err[512];
+    json_t *doc = NULL;
+    char *body = NULL;
+    int r;
+    if (is_list) {
+        snprintf(target, sizeof(target), "/admin/v1/exceptions");
+        snprintf(limit, sizeof(limit), "%d", a->f.limit);
+        if (ops_query_add(target, sizeof(target), "status", a->f.status) ||
+            ops_query_add(target, sizeof(target), "kind", a->f.kind) ||
+            ops_query_add(target, sizeof(target), "cursor", a->f.cursor) ||
+            ops_query_add(target, sizeof(target), "limit", a->f.limit > 0 ? limit : NULL))
+            return ops_usage_error(PROG, "the filters are too long");
+        r = ops_remote_call(remote, "GET", target, NULL, &doc, err, sizeof(err));
+    } else {
+        snprintf(target, sizeof(target), "/admin/v1/exceptions/%" PRId64 "/resolve", a->id);
+        json_t *o = json_pack("{s:s}", "action", a->action);
+        if (o && a->txid)
+            json_object_set_new(o, "txid", json_string(a->txid));
+        if (o && a->reason)
+            json_object_set_new(o, "reason", json_string(a->reason));
+        body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!body) {
+            fprintf(stderr, PROG ": out of memory\n");
+            return CLI_EXIT_FAILURE;
+        }
+        r = ops_remote_call(remote, "POST", target, body, &doc, err, sizeof(err));
+        free(body);
+    }
+    if (r != 0)
+        return ops_admin_failure(is_list ? PROG " list" : PROG " resolve", r, err);
+    int status = is_list ? ops_output(PROG, doc, a->json, print_list) : report(a, doc);
+    json_decref(doc);
+    return status;
+}
+
 int cli_exception(int argc, char **argv)
 {
     int status;
@@ -251,16 +279,26 @@ int cli_exception(int argc, char **argv)
     int is_list = strcmp(cmd, "list") == 0;
     if (!is_list && strcmp(cmd, "resolve") != 0)
         return ops_unknown_command(PROG, cmd, exception_usage);
+    OpsRemote remote;
+    if ((status = ops_remote_take(PROG, &argc, argv, &remote)) >= 0)
+        return status;
     Args a;
     int r = parse_args(cmd, argc - 1, argv + 1, &a);
-    if (r)
+    if (r) {
+        ops_remote_deinit(&remote);
         return r;
+    }
+    if (remote.on) {
+        status = remote_exception(&remote, is_list, &a);
+        ops_remote_deinit(&remote);
+        return status;
+    }
 
     AdminResolve rq = { .exception_id = a.id, .action = a.action, .txid = a.txid,
                         .reason = a.reason, .gateway_ocid = -1, .now = (int64_t)time(NULL) };
     char actor[256];
     if (!is_list) {
-        os_actor(actor, sizeof(actor));
+        ops_os_actor(actor, sizeof(actor));
         rq.actor = actor;
         if (strcmp(a.action, "attach") == 0 && gateway_ocid(a.config, &rq.gateway_ocid) != 0)
             return CLI_EXIT_FAILURE;

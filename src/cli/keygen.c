@@ -6,14 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/seal.h"
 #include "cli/cli.h"
 #include "proto/keys.h"
 
 static void keygen_usage(FILE *out)
 {
-    fputs("usage: ocgate keygen --out FILE\n"
+    fputs("usage: ocgate keygen [--sealing-key] --out FILE\n"
           "  Writes a new private key to FILE (mode 0600; FILE must not exist) and prints\n"
-          "  the public key (128 hex digits) on stdout.\n",
+          "  the public key (128 hex digits) on stdout.\n"
+          "  --sealing-key: writes instead a new admin API sealing key (32 random bytes as\n"
+          "  64 hex digits, for admin_sealing_key_file) and prints nothing.\n",
           out);
 }
 
@@ -21,17 +24,21 @@ int cli_keygen(int argc, char **argv)
 {
     static const struct option options[] = {
         { "out", required_argument, NULL, 'o' },
+        { "sealing-key", no_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *out_path = NULL;
-    int opt;
+    int opt, sealing = 0;
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
         switch (opt) {
         case 'o':
             out_path = optarg;
+            break;
+        case 's':
+            sealing = 1;
             break;
         case 'h':
             keygen_usage(stdout);
@@ -46,6 +53,20 @@ int cli_keygen(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
 
+    if (sealing) {
+        SealKey sk;
+        int r = seal_key_generate_file(out_path, &sk);
+        seal_key_wipe(&sk);
+        if (r == 0)
+            return CLI_EXIT_OK;
+        if (r == SEAL_E_FILE)
+            fprintf(stderr, "ocgate keygen: %s already exists; refusing to overwrite it\n",
+                    out_path);
+        else
+            fprintf(stderr, "ocgate keygen: cannot write %s: %s\n", out_path,
+                    r < 0 ? strerror(-r) : "no random bytes");
+        return CLI_EXIT_FAILURE;
+    }
     PrivateKey key;
     int r = key_generate_file(out_path, &key);
     if (r != 0) {

@@ -2,12 +2,21 @@
 #include "cli/ops.h"
 
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "admin/admin.h"
+#include "admin/remote.h"
+#include "cli/db.h"
+#include "util/hex.h"
 #include "cli/cli.h"
 #include "proto/sigstr.h"
 
@@ -155,4 +164,184 @@ void ops_print_next(const json_t *page, const char *command)
     const char *next = json_string_value(json_object_get(page, "next_cursor"));
     if (next)
         printf("(more: %s --cursor %s)\n", command, next);
+}
+
+void ops_os_actor(char *buf, size_t buf_len)
+{
+    uid_t uid = geteuid();
+    struct passwd *pw = getpwuid(uid);
+    if (pw && pw->pw_name && *pw->pw_name && strlen(pw->pw_name) < buf_len)
+        snprintf(buf, buf_len, "%s", pw->pw_name);
+    else
+        snprintf(buf, buf_len, "uid:%lu", (unsigned long)uid);
+}
+
+static int take_option(const char *name, int *argc, char **argv, int i, const char **value)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[i], name, n) != 0)
+        return 0;
+    int used;
+    if (argv[i][n] == '=') {
+        *value = argv[i] + n + 1;
+        used = 1;
+    } else if (argv[i][n] == '\0' && i + 1 < *argc) {
+        *value = argv[i + 1];
+        used = 2;
+    } else {
+        return 0;
+    }
+    for (int k = i; k + used <= *argc; k++)
+        argv[k] = argv[k + used];
+    *argc -= used;
+    return 1;
+}
+
+/* Reads the client secret file into out (wiped on failure); 0 or a negative errno, -ENODATA
+ * for an empty file. */
+static int read_secret(const char *path, char *out, size_t out_len)
+{
+    int e = cli_read_password_file(path, out, out_len);
+    if (e == 0 && !out[0])
+        e = -ENODATA;
+    return e;
+}
+
+static const char *secret_error(int e)
+{
+    return e == -EACCES    ? "it is readable by group or others; refusing it (chmod 600)"
+           : e == -ENODATA ? "it is empty"
+                           : strerror(-e);
+}
+
+int ops_remote_take(const char *prog, int *argc, char **argv, OpsRemote *r)
+{
+    memset(r, 0, sizeof(*r));
+    for (int i = 1; i < *argc;) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (take_option("--admin-url", argc, argv, i, &r->url) ||
+            take_option("--client-secret-file", argc, argv, i, &r->secret_file) ||
+            take_option("--client", argc, argv, i, &r->client))
+            continue;
+        i++;
+    }
+    if (!r->url && !r->client && !r->secret_file)
+        return -1;
+    if (!r->url || !r->client || !r->secret_file)
+        return ops_usage_error(prog, "remote mode needs --admin-url, --client and "
+                               "--client-secret-file together");
+    if (!admin_client_id_valid(r->client))
+        return ops_usage_error(prog, "--client must be a client id (ocgc_ and 24 hex digits)");
+    char secret[256];
+    int e = read_secret(r->secret_file, secret, sizeof(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (e != 0) {
+        fprintf(stderr, "%s: cannot use the client secret file %s: %s\n", prog, r->secret_file,
+                secret_error(e));
+        return CLI_EXIT_USAGE;
+    }
+    r->on = 1;
+    return -1;
+}
+
+void ops_remote_deinit(OpsRemote *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+int ops_url_append(char *out, size_t out_len, const char *value)
+{
+    static const char hexdig[] = "0123456789ABCDEF";
+    size_t used = strlen(out);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+                    *p == '~';
+        if (used + (plain ? 1 : 3) >= out_len)
+            return -1;
+        if (plain) {
+            out[used++] = (char)*p;
+        } else {
+            out[used++] = '%';
+            out[used++] = hexdig[*p >> 4];
+            out[used++] = hexdig[*p & 15];
+        }
+    }
+    out[used] = '\0';
+    return 0;
+}
+
+int ops_query_add(char *target, size_t target_len, const char *key, const char *value)
+{
+    if (!value)
+        return 0;
+    size_t used = strlen(target);
+    int n = snprintf(target + used, target_len - used, "%c%s=",
+                     strchr(target, '?') ? '&' : '?', key);
+    if (n < 0 || (size_t)n >= target_len - used)
+        return -1;
+    return ops_url_append(target, target_len, value);
+}
+
+int ops_remote_call(const OpsRemote *r, const char *method, const char *target, const char *body,
+                    json_t **out, char *err, size_t err_len)
+{
+    char key[33];
+    uint8_t rnd[16];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        snprintf(err, err_len, "no random bytes for the Idempotency-Key");
+        return ADMIN_E_DB;
+    }
+    hex_encode(rnd, sizeof(rnd), key);
+    char secret[256];
+    int e = read_secret(r->secret_file, secret, sizeof(secret));
+    if (e != 0) {
+        snprintf(err, err_len, "cannot use the client secret file %s: %s", r->secret_file,
+                 secret_error(e));
+        return ADMIN_E_DB;
+    }
+    AdminRemoteRequest rq = { .base_url = r->url, .client = r->client, .secret = secret,
+                              .method = method, .target = target, .body = body,
+                              .idempotency_key = strcmp(method, "POST") == 0 ? key : NULL };
+    int status = 0;
+    char *text = NULL;
+    size_t len = 0;
+    e = admin_remote_call(&rq, &status, &text, &len, err, err_len);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (e != 0)
+        return ADMIN_E_DB;
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    free(text);
+    if (!doc) {
+        snprintf(err, err_len, "the admin API answered %d with a body that is not JSON", status);
+        return ADMIN_E_DB;
+    }
+    if (status >= 200 && status < 300) {
+        *out = doc;
+        return 0;
+    }
+    const json_t *error = json_object_get(doc, "error");
+    const char *code = json_string_value(json_object_get(error, "code"));
+    const char *msg = json_string_value(json_object_get(error, "message"));
+    if (json_is_string(json_object_get(doc, "result"))) {
+        /* A refusal of the operation itself: the same answer the database mode prints. */
+        json_t *ans = json_deep_copy(doc);
+        if (ans) {
+            json_object_set_new(ans, "message", json_string(msg ? msg : ""));
+            json_object_del(ans, "error");
+        }
+        json_decref(doc); /* msg pointed into it */
+        if (!ans) {
+            snprintf(err, err_len, "out of memory");
+            return -ENOMEM;
+        }
+        *out = ans;
+        return 0;
+    }
+    char m[OPS_CELL_MAX];
+    snprintf(err, err_len, "%s: %s (HTTP %d)", code ? code : "ERROR",
+             ops_cell(error, "message", m, sizeof(m)), status);
+    json_decref(doc);
+    return status == 400 ? ADMIN_E_INVALID : status == 404 ? ADMIN_E_NOT_FOUND : ADMIN_E_DB;
 }

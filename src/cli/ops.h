@@ -61,3 +61,46 @@ const char *ops_time_cell(const json_t *obj, const char *key, char *buf, size_t 
 
 /* Prints the hint for the next page of a list answer, if there is one. */
 void ops_print_next(const json_t *page, const char *command);
+
+/* The OS user running the command, for the audit trail: the name of the effective uid, or
+ * "uid:N" when it has none. */
+void ops_os_actor(char *buf, size_t buf_len);
+
+/* Remote mode: `--admin-url URL --client ID --client-secret-file PATH` on an operator command
+ * sends it to an admin API (docs/admin-api.md) instead of the database, with the same output.
+ * The secret is read from the file (refused if group or others may read it), never from the
+ * command line, only for the moment a request is signed, and wiped right after. */
+typedef struct OpsRemote {
+    int on;
+    const char *url;
+    const char *client;
+    const char *secret_file;
+} OpsRemote;
+
+/* Takes the three remote options (as "--opt value" or "--opt=value") out of argv, shifting
+ * the rest down and updating *argc, and checks that the secret file is usable. Returns -1 to
+ * go on (r->on set when the options were given), or an exit status after printing why:
+ * CLI_EXIT_USAGE when only some of them were given, or the secret file is unusable. */
+int ops_remote_take(const char *prog, int *argc, char **argv, OpsRemote *r);
+/* Forgets the options (nothing secret is held). */
+void ops_remote_deinit(OpsRemote *r);
+
+/* Lines for a command's usage text. */
+#define OPS_REMOTE_USAGE                                                                    \
+    "remote: --admin-url http://HOST:PORT --client ID --client-secret-file PATH sends the\n" \
+    "        command to an admin API instead of the database (same output)\n"
+
+/* Appends value percent-encoded (everything but A-Z a-z 0-9 - _ . ~) to the string in out.
+ * Returns 0, or -1 when it does not fit. */
+int ops_url_append(char *out, size_t out_len, const char *value);
+/* Appends "&key=value" (the first one as "?") to target, value URL-encoded; NULL value =
+ * nothing. Returns 0, or -1 when it does not fit. */
+int ops_query_add(char *target, size_t target_len, const char *key, const char *value);
+
+/* Calls the admin API (method GET or POST; body NULL = none; a POST gets a fresh random
+ * Idempotency-Key). Like the admin_* functions: 0 with *out (the answer; for a refusal that
+ * names a "result", the answer with its "message", as the database mode gives it), or a
+ * positive AdminCode (ADMIN_E_INVALID for 400, ADMIN_E_NOT_FOUND for 404, else ADMIN_E_DB)
+ * or negative errno with "CODE: message" in err. */
+int ops_remote_call(const OpsRemote *r, const char *method, const char *target, const char *body,
+                    json_t **out, char *err, size_t err_len);

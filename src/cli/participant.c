@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "cli/db.h"
 #include "cli/ops.h"
@@ -17,7 +18,7 @@
 #include "proto/canon.h"
 #include "proto/keys.h"
 #include "proto/sigstr.h"
-#include "store/participants.h"
+#include "store/participants.h" /* ParticipantFields */
 
 #define PROG "ocgate participant"
 
@@ -34,6 +35,7 @@ static void participant_usage(FILE *out)
           "roles: settlement_provider, payment_app, merchant\n"
           "public keys: 128 hex (x||y), 130 hex (04||x||y) or 66 hex (compressed)\n"
           "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
+          OPS_REMOTE_USAGE
           "exit status: 0 success, 1 failure (incl. not found), 2 usage error\n",
           out);
 }
@@ -153,47 +155,193 @@ static int parse_args(int argc, char **argv, Args *a)
     return 0;
 }
 
-static json_t *row_json(const PGresult *res, int i)
+/* Prints rows (an array of api_row objects) as --json or a table; single = `show`. */
+static int print_rows(json_t *rows, int json, int single)
 {
-    return json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s,s:b,s:I,s:I}",
-                     "ocid", (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10),
-                     "name", PQgetvalue(res, i, 1),
-                     "roles", PQgetvalue(res, i, 2),
-                     "publicKey", PQgetvalue(res, i, 3),
-                     "endpoint", PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-                     "form", PQgetvalue(res, i, 5),
-                     "enabled", strcmp(PQgetvalue(res, i, 6), "t") == 0,
-                     "createdAt", (json_int_t)strtoll(PQgetvalue(res, i, 7), NULL, 10),
-                     "updatedAt", (json_int_t)strtoll(PQgetvalue(res, i, 8), NULL, 10));
-}
-
-static int print_rows(const PGresult *res, int json, int single)
-{
-    int rows = PQntuples(res);
-    if (json) {
-        json_t *out = single ? row_json(res, 0) : json_array();
-        for (int i = 0; !single && out && i < rows; i++)
-            if (json_array_append_new(out, row_json(res, i)) != 0) {
-                json_decref(out);
-                out = NULL;
-            }
-        return ops_print_json_new(PROG, out);
-    }
+    if (json)
+        return ops_print_json(PROG, single ? json_array_get(rows, 0) : rows);
+    char c[7][OPS_CELL_MAX];
     if (single) {
         static const char *const labels[] = { "ocid", "name", "roles", "public key",
                                               "endpoint", "form", "enabled" };
-        for (int c = 0; c < 7; c++)
-            printf("%-11s %s\n", labels[c], PQgetisnull(res, 0, c) ? "-" : PQgetvalue(res, 0, c));
+        static const char *const keys[] = { "ocid", "name", "roles", "publicKey", "endpoint",
+                                            "form", "enabled" };
+        const json_t *r = json_array_get(rows, 0);
+        for (int k = 0; k < 7; k++) {
+            const json_t *v = json_object_get(r, keys[k]);
+            printf("%-11s %s\n", labels[k],
+                   json_is_boolean(v) ? (json_is_true(v) ? "t" : "f")
+                                      : ops_cell(r, keys[k], c[0], OPS_CELL_MAX));
+        }
         return CLI_EXIT_OK;
     }
     printf("%-12s %-24s %-40s %-7s %-8s %s\n", "OCID", "NAME", "ROLES", "FORM", "ENABLED",
            "ENDPOINT");
-    for (int i = 0; i < rows; i++)
-        printf("%-12s %-24.24s %-40s %-7s %-8s %s\n", PQgetvalue(res, i, 0),
-               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 5),
-               strcmp(PQgetvalue(res, i, 6), "t") == 0 ? "yes" : "no",
-               PQgetisnull(res, i, 4) ? "-" : PQgetvalue(res, i, 4));
+    size_t i;
+    const json_t *r;
+    json_array_foreach(rows, i, r) {
+        printf("%-12s %-24.24s %-40s %-7s %-8s %s\n", ops_cell(r, "ocid", c[0], OPS_CELL_MAX),
+               ops_cell(r, "name", c[1], OPS_CELL_MAX), ops_cell(r, "roles", c[2], OPS_CELL_MAX),
+               ops_cell(r, "form", c[3], OPS_CELL_MAX), ops_cell(r, "enabled", c[4], OPS_CELL_MAX),
+               ops_cell(r, "endpoint", c[5], OPS_CELL_MAX));
+    }
     return CLI_EXIT_OK;
+}
+
+/* A participant of the admin functions in the CLI's shape (roles as comma-separated text,
+ * keys in this order). */
+static json_t *api_row(const json_t *p)
+{
+    char roles[256] = "";
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(p, "roles"), i, r) {
+        size_t used = strlen(roles);
+        snprintf(roles + used, sizeof(roles) - used, "%s%s", i ? "," : "",
+                 json_string_value(r) ? json_string_value(r) : "?");
+    }
+    /* Built key by key: the functions' objects come in jsonb's key order. */
+#define F(k) k, json_object_get(p, k)
+    return json_pack("{s:O?,s:O?,s:s,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", F("ocid"), F("name"),
+                     "roles", roles, F("publicKey"), F("endpoint"), F("form"), F("enabled"),
+                     F("createdAt"), F("updatedAt"));
+#undef F
+}
+
+/* The fields of add/update as the API and the SQL function take them. */
+static json_t *fields_json(const Args *a)
+{
+    json_t *fields = json_object(), *roles = json_array();
+    if (fields && roles && a->f.roles_csv) {
+        for (const char *p = a->f.roles_csv; *p;) {
+            size_t n = strcspn(p, ",");
+            json_array_append_new(roles, json_stringn(p, n));
+            p += n + (p[n] == ',');
+        }
+        json_object_set(fields, "roles", roles);
+    }
+    json_decref(roles);
+    if (fields && a->f.name)
+        json_object_set_new(fields, "name", json_string(a->f.name));
+    if (fields && a->f.public_key_hex)
+        json_object_set_new(fields, "publicKey", json_string(a->f.public_key_hex));
+    if (fields && (a->f.endpoint || a->f.clear_endpoint))
+        json_object_set_new(fields, "endpoint",
+                            a->f.endpoint ? json_string(a->f.endpoint) : json_null());
+    if (fields && a->f.form)
+        json_object_set_new(fields, "form", json_string(a->f.form));
+    if (fields && a->f.enabled >= 0)
+        json_object_set_new(fields, "enabled", json_boolean(a->f.enabled));
+    return fields;
+}
+
+/* Reports a change's answer ({result, message?}); returns the exit status. */
+static int report_change(const char *cmd, const Args *a, int r, const json_t *doc,
+                         const char *err)
+{
+    const char *result = r == 0 ? json_string_value(json_object_get(doc, "result")) : NULL;
+    if (r != 0) {
+        fprintf(stderr, PROG " %s: %s\n", cmd, r == -ENOMEM ? "out of memory" : err);
+        return r == ADMIN_E_INVALID ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
+    }
+    if (!result || strcmp(result, "done") != 0) {
+        char msg[OPS_CELL_MAX];
+        fprintf(stderr, PROG " %s: %s\n", cmd, ops_cell(doc, "message", msg, sizeof(msg)));
+        return CLI_EXIT_FAILURE;
+    }
+    printf("participant %" PRId64 " %s\n", a->ocid,
+           strcmp(cmd, "add") == 0 ? "added" : strcmp(cmd, "disable") == 0 ? "disabled"
+                                                                          : "updated");
+    return CLI_EXIT_OK;
+}
+
+/* `list` and `show` on the database (conn) or through the admin API (remote): the same
+ * SQL functions either way (oc_admin_participants, oc_admin_participant). */
+static int show_participants(PGconn *conn, const OpsRemote *remote, const char *cmd,
+                             const Args *a)
+{
+    int single = strcmp(cmd, "show") == 0, status = CLI_EXIT_FAILURE, pages = 0, r = 0;
+    char target[1024], err[512], cursor[800] = "", ocid[24];
+    json_t *rows = json_array(), *doc = NULL;
+    snprintf(ocid, sizeof(ocid), "%" PRId64, a->ocid);
+    if (!rows) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    do {
+        const char *params[2] = { single ? ocid : cursor[0] ? cursor : NULL, "1000" };
+        if (conn) {
+            r = admin_run(conn, single ? ADMIN_STMT_PARTICIPANT : ADMIN_STMT_PARTICIPANTS, params,
+                          &doc, err, sizeof(err));
+        } else {
+            snprintf(target, sizeof(target), single ? "/admin/v1/participants/%s"
+                                                    : "/admin/v1/participants?limit=1000",
+                     ocid);
+            r = single ? 0 : ops_query_add(target, sizeof(target), "cursor", params[0]);
+            if (r == 0)
+                r = ops_remote_call(remote, "GET", target, NULL, &doc, err, sizeof(err));
+            else
+                snprintf(err, sizeof(err), "the cursor is too long");
+        }
+        if (r != 0)
+            break;
+        size_t i;
+        const json_t *p;
+        if (single) {
+            r = json_array_append_new(rows, api_row(doc));
+        } else {
+            json_array_foreach(json_object_get(doc, "items"), i, p)
+                r |= json_array_append_new(rows, api_row(p));
+        }
+        const char *next = json_string_value(json_object_get(doc, "next_cursor"));
+        snprintf(cursor, sizeof(cursor), "%s", next && !single ? next : "");
+        json_decref(doc);
+        doc = NULL;
+        if (r != 0) {
+            r = -ENOMEM;
+            snprintf(err, sizeof(err), "out of memory");
+            break;
+        }
+    } while (cursor[0] && ++pages < 1000);
+    if (r == 0)
+        status = print_rows(rows, a->json, single);
+    else if (single && r == ADMIN_E_NOT_FOUND)
+        fprintf(stderr, PROG " show: no participant has OCID %" PRId64 "\n", a->ocid);
+    else
+        status = ops_admin_failure(PROG, r, err);
+    json_decref(rows);
+    return status;
+}
+
+/* add, update and disable through the admin API (ops.h, remote mode). */
+static int remote_change(const OpsRemote *remote, const char *cmd, const Args *a)
+{
+    char target[256], err[512] = "";
+    json_t *doc = NULL;
+    int r;
+    json_t *body = NULL;
+    if (strcmp(cmd, "add") == 0) {
+        body = fields_json(a);
+        if (body)
+            json_object_set_new(body, "ocid", json_integer(a->ocid));
+        snprintf(target, sizeof(target), "/admin/v1/participants");
+    } else if (strcmp(cmd, "disable") == 0) {
+        body = json_object();
+        snprintf(target, sizeof(target), "/admin/v1/participants/%" PRId64 "/disable", a->ocid);
+    } else {
+        body = fields_json(a);
+        snprintf(target, sizeof(target), "/admin/v1/participants/%" PRId64, a->ocid);
+    }
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return report_change(cmd, a, -ENOMEM, NULL, err);
+    r = ops_remote_call(remote, "POST", target, strcmp(cmd, "disable") == 0 ? NULL : text, &doc,
+                        err, sizeof(err));
+    free(text);
+    int status = report_change(cmd, a, r, doc, err);
+    json_decref(doc);
+    return status;
 }
 
 int cli_participant(int argc, char **argv)
@@ -202,10 +350,15 @@ int cli_participant(int argc, char **argv)
     const char *cmd = ops_command(argc, argv, participant_usage, &status);
     if (!cmd)
         return status;
+    OpsRemote remote;
+    if ((status = ops_remote_take(PROG, &argc, argv, &remote)) >= 0)
+        return status;
     Args a;
     int r = parse_args(argc - 1, argv + 1, &a);
-    if (r)
+    if (r) {
+        ops_remote_deinit(&remote);
         return r;
+    }
 
     int is_add = strcmp(cmd, "add") == 0, is_update = strcmp(cmd, "update") == 0;
     int is_disable = strcmp(cmd, "disable") == 0, is_list = strcmp(cmd, "list") == 0;
@@ -220,6 +373,12 @@ int cli_participant(int argc, char **argv)
         return bad("--no-endpoint is for update");
     if (is_disable)
         a.f.enabled = 0;
+    if (remote.on) {
+        status = is_list || is_show ? show_participants(NULL, &remote, cmd, &a)
+                                    : remote_change(&remote, cmd, &a);
+        ops_remote_deinit(&remote);
+        return status;
+    }
 
     PGconn *conn;
     if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)
@@ -227,27 +386,23 @@ int cli_participant(int argc, char **argv)
     char err[512];
     status = CLI_EXIT_OK;
     if (is_add || is_update || is_disable) {
-        r = is_add ? participants_insert(conn, a.ocid, &a.f, err, sizeof(err))
-                   : participants_update(conn, a.ocid, &a.f, err, sizeof(err));
-        if (r) {
-            fprintf(stderr, PROG " %s: %s\n", cmd, err);
-            status = CLI_EXIT_FAILURE;
-        } else {
-            printf("participant %" PRId64 " %s\n", a.ocid,
-                   is_add ? "added" : is_disable ? "disabled" : "updated");
-        }
+        /* The same SQL function as the admin API, so the change is audited under the OS
+         * user (admin_audit) like every other operator action. */
+        json_t *fields = fields_json(&a), *doc = NULL;
+        char *fields_text = fields ? json_dumps(fields, JSON_COMPACT) : NULL;
+        json_decref(fields);
+        char ocid[24], actor[256];
+        snprintf(ocid, sizeof(ocid), "%" PRId64, a.ocid);
+        ops_os_actor(actor, sizeof(actor));
+        const char *params[4] = { ocid, is_add ? "t" : "f", fields_text, actor };
+        r = fields_text ? admin_run(conn, ADMIN_STMT_PARTICIPANT_PUT, params, &doc, err,
+                                    sizeof(err))
+                        : -ENOMEM;
+        free(fields_text);
+        status = report_change(cmd, &a, r, doc, err);
+        json_decref(doc);
     } else {
-        PGresult *res = participants_select(conn, is_list ? -1 : a.ocid, err, sizeof(err));
-        if (!res) {
-            fprintf(stderr, PROG " %s: %s\n", cmd, err);
-            status = CLI_EXIT_FAILURE;
-        } else if (is_show && PQntuples(res) == 0) {
-            fprintf(stderr, PROG " show: no participant has OCID %" PRId64 "\n", a.ocid);
-            status = CLI_EXIT_FAILURE;
-        } else {
-            status = print_rows(res, a.json, is_show);
-        }
-        PQclear(res);
+        status = show_participants(conn, NULL, cmd, &a);
     }
     PQfinish(conn);
     return status;

@@ -2,8 +2,10 @@
  * exceptions and merchant notification (src/admin/, the operations the admin API runs).
  * Exit status 0, 1 (failure, not found), 2 (usage, or a filter the database refused). */
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admin/admin.h"
@@ -25,6 +27,7 @@ static void payment_usage(FILE *out)
           "  show TXID [--json]   the payment with its proofs, exceptions, ledger\n"
           "      transactions and merchant notification (with every attempt)\n"
           "database: OCGATE_DATABASE_URL (+ OCGATE_DATABASE_PASSWORD_FILE)\n"
+          OPS_REMOTE_USAGE
           "exit status: 0 success, 1 failure (incl. not found), 2 usage error\n",
           out);
 }
@@ -216,10 +219,46 @@ int cli_payment(int argc, char **argv)
         return status;
     if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0)
         return ops_unknown_command(PROG, cmd, payment_usage);
+    OpsRemote remote;
+    if ((status = ops_remote_take(PROG, &argc, argv, &remote)) >= 0)
+        return status;
     Args a;
     int r = parse_args(cmd, argc - 1, argv + 1, &a);
     if (r)
         return r;
+    if (remote.on) {
+        char target[2048], merchant[24], limit[16], err[512];
+        json_t *doc = NULL;
+        snprintf(merchant, sizeof(merchant), "%" PRId64, a.f.merchant);
+        snprintf(limit, sizeof(limit), "%d", a.f.limit);
+        if (a.txid) {
+            snprintf(target, sizeof(target), "/admin/v1/payments/");
+            if (ops_url_append(target, sizeof(target), a.txid) != 0) {
+                ops_remote_deinit(&remote);
+                return ops_usage_error(PROG, "the txid is too long");
+            }
+        } else {
+            snprintf(target, sizeof(target), "/admin/v1/payments");
+            if (ops_query_add(target, sizeof(target), "status", a.f.status) ||
+                ops_query_add(target, sizeof(target), "merchant",
+                              a.f.merchant >= 0 ? merchant : NULL) ||
+                ops_query_add(target, sizeof(target), "currency", a.f.currency) ||
+                ops_query_add(target, sizeof(target), "from", a.f.from) ||
+                ops_query_add(target, sizeof(target), "to", a.f.to) ||
+                ops_query_add(target, sizeof(target), "cursor", a.f.cursor) ||
+                ops_query_add(target, sizeof(target), "limit", a.f.limit > 0 ? limit : NULL)) {
+                ops_remote_deinit(&remote);
+                return ops_usage_error(PROG, "the filters are too long");
+            }
+        }
+        r = ops_remote_call(&remote, "GET", target, NULL, &doc, err, sizeof(err));
+        ops_remote_deinit(&remote);
+        if (r != 0)
+            return ops_admin_failure(PROG, r, err);
+        status = ops_output(PROG, doc, a.json, a.txid ? print_show : print_list);
+        json_decref(doc);
+        return status;
+    }
 
     PGconn *conn;
     if ((status = cli_db_open(PROG, &conn)) != CLI_EXIT_OK)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/api.h"
 #include "cli/cli.h"
 #include "cli/db.h"
 #include "cli/notify.h"
@@ -210,6 +211,7 @@ int cli_serve(int argc, char **argv)
     char err[1024];
     CliStartup st;
     HttpServer *srv = NULL;
+    AdminApi *admin = NULL;
     if (cli_startup("ocgate serve", config_path, &st) != 0)
         goto out;
     const Config *cfg = &st.cfg;
@@ -221,7 +223,11 @@ int cli_serve(int argc, char **argv)
         .db_password = st.password,
     };
     int r = http_server_new(&so, &srv, err, sizeof(err));
-    OPENSSL_cleanse(st.password, sizeof(st.password)); /* the server keeps its own copy */
+    if (r == 0 && cfg->admin_sealing_key_file) {
+        AdminApiOptions ao = { .cfg = cfg, .db_password = st.password };
+        r = admin_api_new(&ao, &admin, err, sizeof(err));
+    }
+    OPENSSL_cleanse(st.password, sizeof(st.password)); /* the servers keep their own copy */
     if (r != 0) {
         fprintf(stderr, "ocgate serve: %s\n", err);
         goto out;
@@ -240,10 +246,20 @@ int cli_serve(int argc, char **argv)
              "\"base_path\":%s,\"schema_version\":%d,\"worker\":%s", address,
              cfg->tls_cert_file ? "true" : "false", cfg->threads, base_path,
              st.schema_version, cfg->worker ? "true" : "false");
+    if (admin) {
+        admin_api_address(admin, address, sizeof(address));
+        r = admin_api_start(admin);
+        if (r != 0) {
+            fprintf(stderr, "ocgate serve: cannot start the admin API: %s\n", strerror(-r));
+            goto out;
+        }
+        log_json(LOG_INFO, "admin API listening", "\"address\":\"%s\"", address);
+    }
     /* Schema checked and listener bound: connections queue in the backlog until the loops run. */
     if ((r = cli_notify("READY=1\nSTATUS=serving")) != 0)
         log_json(LOG_WARN, "cannot notify systemd", "\"error\":\"%s\"", strerror(-r));
     r = http_server_run(srv);
+    admin_api_stop(admin);
     if (r != 0) {
         fprintf(stderr, "ocgate serve: cannot start: %s\n", strerror(-r));
         goto out;
@@ -256,6 +272,7 @@ out:
      * go, and free the directory after them. */
     if (st.dir)
         directory_unwatch(st.dir);
+    admin_api_free(admin);
     http_server_free(srv);
     cli_startup_deinit(&st);
     return status;

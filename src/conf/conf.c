@@ -271,6 +271,17 @@ static const KeyDef keys[] = {
           "Allow merchant endpoints on private, link-local and CGNAT addresses (RFC 1918, "
           "fc00::/7, 169.254.0.0/16, 100.64.0.0/10)."),
       BOOL(outbound_allow_private) },
+    /* admin API */
+    { KEY(admin_listen, ADMIN_LISTEN, KT_LISTEN, "127.0.0.1:8081", false,
+          "Address of the admin API listener (docs/admin-api.md), host:port or [IPv6]:port; "
+          "keep it on loopback or a private network. Used only when admin_sealing_key_file "
+          "is set."),
+      STR(admin_listen), .check = check_listen },
+    { KEY(admin_sealing_key_file, ADMIN_SEALING_KEY_FILE, KT_PATH, "", false,
+          "File holding the 32-byte key (64 hex digits, `ocgate keygen --sealing-key`) that "
+          "seals admin API client secrets; it must not be readable by group or others. Unset "
+          "means no admin API."),
+      STR(admin_sealing_key_file) },
 };
 
 #define N_KEYS OC_ARRAY_LEN(keys)

@@ -62,6 +62,9 @@ typedef struct Config {
     char *delivery_ca_file;         /* NULL = the system's trust store */
     bool outbound_allow_loopback;
     bool outbound_allow_private;
+    /* admin API (src/admin/api.h): served only when a sealing key file is configured */
+    char *admin_listen;             /* host:port, [v6]:port */
+    char *admin_sealing_key_file;   /* 0600, 64 hex digits; NULL = no admin API */
 } Config;
 
 typedef enum ConfCode {

@@ -223,8 +223,9 @@ check "one JSON request line per request, with route pattern and caller" \
     'grep -q "\"msg\":\"request\".*\"route\":\"/verify/{txid}\".*\"caller\":200" "$log"'
 check "the log carries codes of refusals" \
     'grep -q "\"status\":401,\"code\":\"UNKNOWN_OCID\",\"caller\":null" "$log"'
+# The amount is searched as a JSON string: a duration such as 12.503 ms is not a body.
 check "the log never carries signatures, keys or bodies" \
-    '! grep -Eq "[0-9a-f]{128}|12\.50|aaaaaaaa" "$log"'
+    '! grep -Eq "[0-9a-f]{128}|\"12\.50\"|aaaaaaaa" "$log"'
 json_lines='for (const l of require("fs").readFileSync(process.argv[1], "utf8").split("\n"))
                 if (l) JSON.parse(l)'
 check "every log line is JSON" \

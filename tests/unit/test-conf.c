@@ -89,7 +89,7 @@ static void test_key_table(void)
                                          "url", "list", "enum", "listen", "bool",
                                          "durations" };
     size_t n = conf_key_count();
-    CHECK(n == 39, "39 keys (got %zu)", n);
+    CHECK(n == 41, "41 keys (got %zu)", n);
     CHECK(conf_key_at(n) == NULL, "conf_key_at past the end is NULL");
     for (size_t i = 0; i < n; i++) {
         const ConfKeyInfo *k = conf_key_at(i);

@@ -1,0 +1,146 @@
+/* AES-256-GCM sealing of admin client secrets (seal.h), on OpenSSL's EVP interface. */
+#include "admin/seal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/hex.h"
+
+#define SEAL_FILE_MAX 128
+
+void seal_key_wipe(SealKey *key)
+{
+    if (key)
+        OPENSSL_cleanse(key->key, sizeof(key->key));
+}
+
+int seal_key_load_file(const char *path, SealKey *out)
+{
+    char buf[SEAL_FILE_MAX + 1];
+    size_t len = 0;
+    int rc = 0;
+    /* O_NONBLOCK: a FIFO would otherwise hang the open until a writer came. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ELOOP ? SEAL_E_FILE : -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode) || st.st_size > SEAL_FILE_MAX)
+        rc = SEAL_E_FILE;
+    else if (st.st_mode & 077)
+        rc = SEAL_E_PERMISSIONS;
+    while (rc == 0 && len < sizeof(buf)) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = -errno;
+        else if (n == 0)
+            break;
+        else
+            len += (size_t)n;
+    }
+    close(fd);
+    if (rc == 0) {
+        if (len == 2 * SEAL_KEY_LEN + 1 && buf[len - 1] == '\n')
+            len--;
+        if (len != 2 * SEAL_KEY_LEN || hex_decode(buf, len, out->key, SEAL_KEY_LEN) != 0)
+            rc = SEAL_E_FORMAT;
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    if (rc != 0)
+        seal_key_wipe(out);
+    return rc;
+}
+
+int seal_key_generate_file(const char *path, SealKey *out)
+{
+    if (RAND_bytes(out->key, SEAL_KEY_LEN) != 1)
+        return SEAL_E_CRYPTO;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = errno == EEXIST ? SEAL_E_FILE : -errno;
+        seal_key_wipe(out);
+        return rc;
+    }
+    char text[2 * SEAL_KEY_LEN + 2];
+    hex_encode(out->key, SEAL_KEY_LEN, text);
+    text[2 * SEAL_KEY_LEN] = '\n';
+    int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
+    size_t done = 0;
+    while (rc == 0 && done < sizeof(text) - 1) {
+        ssize_t n = write(fd, text + done, sizeof(text) - 1 - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = n < 0 ? -errno : -EIO;
+        else
+            done += (size_t)n;
+    }
+    OPENSSL_cleanse(text, sizeof(text));
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc != 0) {
+        (void)unlink(path);
+        seal_key_wipe(out);
+    }
+    return rc;
+}
+
+int seal_seal(const SealKey *key, const uint8_t *secret, size_t len, const char *aad,
+              uint8_t *out)
+{
+    if (len == 0 || len > SEAL_SECRET_MAX)
+        return SEAL_E_SIZE;
+    uint8_t *nonce = out, *ct = out + SEAL_NONCE_LEN, *tag = ct + len;
+    if (RAND_bytes(nonce, SEAL_NONCE_LEN) != 1)
+        return SEAL_E_CRYPTO;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, rc = SEAL_E_CRYPTO;
+    if (ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key->key, nonce) == 1 &&
+        EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t *)aad, (int)strlen(aad)) == 1 &&
+        EVP_EncryptUpdate(ctx, ct, &n, secret, (int)len) == 1 && (size_t)n == len &&
+        EVP_EncryptFinal_ex(ctx, ct + n, &n) == 1 && n == 0 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) == 1)
+        rc = 0;
+    EVP_CIPHER_CTX_free(ctx);
+    if (rc != 0)
+        OPENSSL_cleanse(out, len + SEAL_OVERHEAD);
+    return rc;
+}
+
+int seal_open(const SealKey *key, const uint8_t *sealed, size_t sealed_len, const char *aad,
+              uint8_t *out, size_t *out_len)
+{
+    if (sealed_len <= SEAL_OVERHEAD || sealed_len > SEAL_SECRET_MAX + SEAL_OVERHEAD)
+        return SEAL_E_SIZE;
+    size_t len = sealed_len - SEAL_OVERHEAD;
+    const uint8_t *nonce = sealed, *ct = sealed + SEAL_NONCE_LEN, *tag = ct + len;
+    uint8_t tagcopy[SEAL_TAG_LEN];
+    memcpy(tagcopy, tag, SEAL_TAG_LEN); /* the ctrl call takes a non-const pointer */
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, rc = SEAL_E_CRYPTO;
+    if (ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key->key, nonce) == 1 &&
+        EVP_DecryptUpdate(ctx, NULL, &n, (const uint8_t *)aad, (int)strlen(aad)) == 1 &&
+        EVP_DecryptUpdate(ctx, out, &n, ct, (int)len) == 1 && (size_t)n == len &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tagcopy) == 1) {
+        /* Only the final step checks the tag: anything else is a failure of OpenSSL. */
+        rc = EVP_DecryptFinal_ex(ctx, out + n, &n) == 1 ? 0 : SEAL_E_OPEN;
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    if (rc != 0) {
+        OPENSSL_cleanse(out, len);
+        return rc;
+    }
+    *out_len = len;
+    return 0;
+}
