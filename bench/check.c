@@ -206,6 +206,34 @@ static const char per_payment_sql[] =
     "  FROM p LEFT JOIN pr ON pr.payment_txid = p.txid LEFT JOIN lt ON lt.payment_txid = p.txid "
     "  LEFT JOIN d ON d.payment_txid = p.txid LEFT JOIN ex ON ex.payment_txid = p.txid";
 
+void lg_wait_queue(LgRun *run)
+{
+    run->queue_left = -1;
+    run->queue_waited_ms = 0;
+    PGconn *db = PQconnectdb(run->opt->db_conninfo);
+    if (PQstatus(db) != CONNECTION_OK) {
+        PQfinish(db);
+        return;
+    }
+    char like[64];
+    snprintf(like, sizeof(like), "bench-%s-%%", run->run_id);
+    const char *params[1] = { like };
+    for (;;) {
+        PGresult *res = query(db,
+            "SELECT count(*) FROM deliveries d JOIN payments p ON p.txid = d.payment_txid "
+            "WHERE p.reference LIKE $1 AND d.state IN ('pending', 'in_flight')", 1, params);
+        if (!res)
+            break;
+        run->queue_left = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        if (run->queue_left == 0 || run->queue_waited_ms >= QUEUE_WAIT_MS)
+            break;
+        usleep(50000);
+        run->queue_waited_ms += 50;
+    }
+    PQfinish(db);
+}
+
 static int check_database(LgRun *run)
 {
     const LgOptions *o = run->opt;
@@ -220,27 +248,12 @@ static int check_database(LgRun *run)
     snprintf(like, sizeof(like), "bench-%s-%%", run->run_id);
     const char *params[1] = { like };
 
-    /* The last notifications were answered; their outcome is recorded just after. */
-    long waited_ms = 0;
-    for (;;) {
-        PGresult *res = query(db,
-            "SELECT count(*) FROM deliveries d JOIN payments p ON p.txid = d.payment_txid "
-            "WHERE p.reference LIKE $1 AND d.state IN ('pending', 'in_flight')", 1, params);
-        if (!res) {
-            PQfinish(db);
-            return 1;
-        }
-        long queued = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-        if (queued == 0 || waited_ms >= QUEUE_WAIT_MS) {
-            char detail[96];
-            snprintf(detail, sizeof(detail), "still queued after a further %ld ms", waited_ms);
-            failed += report("delivery queue empty", (size_t)queued, detail);
-            break;
-        }
-        usleep(50000);
-        waited_ms += 50;
-    }
+    char detail[96];
+    snprintf(detail, sizeof(detail), "still queued after a further %ld ms",
+             run->queue_waited_ms);
+    failed += run->queue_left < 0 ? report("delivery queue empty", 1, "not asked")
+                                  : report("delivery queue empty", (size_t)run->queue_left,
+                                           detail);
 
     PGresult *res = query(db, per_payment_sql, 1, params);
     if (!res) {
@@ -288,7 +301,6 @@ static int check_database(LgRun *run)
     failed += report("every created payment is in the database", absent, "missing");
     failed += report("no unexpected payment for this run", foreign, "unknown reference or txid");
     failed += report("every settled payment completed", not_completed, "not completed");
-    char detail[96];
     snprintf(detail, sizeof(detail), "completed in the database: %zu, settled: %zu", completed,
              run->n_ok);
     failed += report("completed exactly once (one proof, credited)", proofs, detail);

@@ -858,7 +858,9 @@ static int run_load(Gen *g)
     double rss = o->server_pid ? proc_mem_mib(o->server_pid, "VmRSS") : -1;
     double hwm = o->server_pid ? proc_mem_mib(o->server_pid, "VmHWM") : -1;
 
-    /* 5. the receiver stops (its records are ours from here); latency figures; checks */
+    /* 5. the outcomes recorded (the receiver still answering), then the receiver stops and
+     * its records are ours; latency figures; checks */
+    lg_wait_queue(run);
     receiver_stop(g);
     uint64_t *lat = oc_calloc(run->n_sent ? run->n_sent : 1, sizeof(uint64_t));
     if (!lat)

@@ -74,7 +74,15 @@ typedef struct LgRun {
     Received *recv;
     size_t n_recv, cap_recv;
     size_t n_sent, n_ok, n_errors;
+    long queue_left;         /* lg_wait_queue: rows still pending/in_flight, -1 = not asked */
+    long queue_waited_ms;
 } LgRun;
+
+/* Waits (blocking, at most 10 s) until none of the run's notification rows is pending or in
+ * flight: the last answers were received, their outcomes are recorded just after. Called
+ * while the receiver still runs, so no answer is cut off. Sets queue_left and
+ * queue_waited_ms. */
+void lg_wait_queue(LgRun *run);
 
 /* Verifies every recorded notification (request signature, proof signature, fields) and
  * marks the items they name; then checks the database for the run's payments. Prints one
