@@ -15,6 +15,7 @@ static void usage(FILE *out)
           "  serve [--config F]  run the gateway (config: F, OCGATE_CONFIG, OCGATE_* variables)\n"
           "  keygen --out FILE   write a new private key (0600) and print its public key\n"
           "  keygen --sealing-key --out FILE  write a new admin sealing key (0600)\n"
+          "  key show|rotate     the gateway key: print its public key / replace it (SIGHUP)\n"
           "  migrate [--check]   apply the schema migrations (OCGATE_DATABASE_URL)\n"
           "  worker [--config F] run only the merchant delivery worker (no listener)\n"
           "  participant ...     add, list, show, update or disable participants\n"
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "keygen") == 0)
         return cli_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "key") == 0)
+        return cli_key(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)

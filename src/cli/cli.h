@@ -7,6 +7,8 @@
 #define CLI_EXIT_USAGE 2
 
 int cli_keygen(int argc, char **argv);
+/* `ocgate key show|rotate`: the gateway's own key (docs/key-rotation.md) */
+int cli_key(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
 int cli_participant(int argc, char **argv);

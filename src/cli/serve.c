@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,9 @@ int cli_serve(int argc, char **argv)
     int done = cli_parse_config_option(argc, argv, serve_usage, &config_path);
     if (done >= 0)
         return done;
+    /* SIGHUP means "reload the key" (docs/key-rotation.md); one arriving before the handler
+     * is installed must not kill the process. The key is read after this, so none is lost. */
+    signal(SIGHUP, SIG_IGN);
 
     int status = CLI_EXIT_FAILURE;
     char err[1024];

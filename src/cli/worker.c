@@ -3,7 +3,8 @@
  * on the serve instances then, or keep both: claims are safe across any number of workers).
  * Same start-up checks as serve (cli_startup); one event loop with its own pool, the
  * participants watch and the worker; SIGTERM or SIGINT stops it at once (attempts in flight
- * are retaken by any worker when their lease ends). */
+ * are retaken by any worker when their lease ends); SIGHUP re-reads private_key_file, so
+ * every attempt made after it is signed with the new key (docs/key-rotation.md). */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -30,7 +31,7 @@ static void worker_usage(FILE *out)
     fputs("usage: ocgate worker [--config FILE]\n"
           "  Runs only the merchant delivery worker (no HTTP listener). FILE (or\n"
           "  OCGATE_CONFIG) holds `key = value` lines; OCGATE_* variables override them.\n"
-          "  Stops on SIGTERM or SIGINT.\n",
+          "  Stops on SIGTERM or SIGINT; SIGHUP re-reads private_key_file.\n",
           out);
 }
 
@@ -38,7 +39,32 @@ typedef struct WorkerRun {
     struct event_base *base;
     Deliverer *deliverer;
     Directory *dir;
+    const Config *cfg;
+    PrivateKey *key;    /* the deliverer signs with it; replaced on this thread only */
 } WorkerRun;
+
+/* SIGHUP: the deliverer runs on this same loop, so replacing the key here can never race
+ * with a signature. A file that cannot be used changes nothing. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    WorkerRun *w = arg;
+    char file[512];
+    log_json_str(w->cfg->private_key_file, file, sizeof(file));
+    PrivateKey k;
+    int r = key_load_private_file(w->cfg->private_key_file, &k);
+    if (r != 0) {
+        log_json(LOG_ERROR, "gateway key reload failed; keeping the current key",
+                 "\"file\":%s,\"code\":%d", file, r);
+        return;
+    }
+    char pub[KEY_PUBLIC_HEX_LEN + 1];
+    key_format_public(&k.pub, pub);
+    *w->key = k;
+    key_private_wipe(&k);
+    log_json(LOG_INFO, "gateway key reloaded", "\"file\":%s,\"public_key\":\"%s\"", file, pub);
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -57,17 +83,22 @@ int cli_worker(int argc, char **argv)
     int done = cli_parse_config_option(argc, argv, worker_usage, &config_path);
     if (done >= 0)
         return done;
+    /* SIGHUP means "reload the key" (docs/key-rotation.md); one arriving before the handler
+     * is installed must not kill the process. The key is read after this, so none is lost. */
+    signal(SIGHUP, SIG_IGN);
 
     int status = CLI_EXIT_FAILURE;
     CliStartup st;
     WorkerRun w = { 0 };
     DbPool *pool = NULL;
     DbStatement *statements = NULL;
-    struct event *sig_term = NULL, *sig_int = NULL;
+    struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
     if (cli_startup("ocgate worker", config_path, &st) != 0)
         goto out;
     const Config *cfg = &st.cfg;
     w.dir = st.dir;
+    w.cfg = cfg;
+    w.key = &st.key;
 
     /* deliverer_wake is documented thread-safe; keep it so even with a single loop. */
     if (evthread_use_pthreads() != 0 || !(w.base = event_base_new())) {
@@ -124,8 +155,9 @@ int cli_worker(int argc, char **argv)
     }
     sig_term = evsignal_new(w.base, SIGTERM, on_signal, &w);
     sig_int = evsignal_new(w.base, SIGINT, on_signal, &w);
-    if (!sig_term || !sig_int || event_add(sig_term, NULL) != 0 ||
-        event_add(sig_int, NULL) != 0) {
+    sig_hup = evsignal_new(w.base, SIGHUP, on_reload, &w);
+    if (!sig_term || !sig_int || !sig_hup || event_add(sig_term, NULL) != 0 ||
+        event_add(sig_int, NULL) != 0 || event_add(sig_hup, NULL) != 0) {
         fprintf(stderr, "ocgate worker: cannot install signal handlers\n");
         goto out;
     }
@@ -147,6 +179,8 @@ out:
         event_free(sig_term);
     if (sig_int)
         event_free(sig_int);
+    if (sig_hup)
+        event_free(sig_hup);
     db_pool_free(pool);
     oc_free(statements);
     if (w.base)

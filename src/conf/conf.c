@@ -186,6 +186,13 @@ static const KeyDef keys[] = {
     { KEY(header_limit, HEADER_LIMIT, KT_BYTES, "16K", false,
           "Largest total size of a request's headers, 1K to 1M."),
       SIZE(header_limit), .min = 1024, .max = 1024 * 1024 },
+    { KEY(rate_limit, RATE_LIMIT, KT_INTEGER, "1000", false,
+          "Requests per second each authenticated participant may make to one instance, on "
+          "average, 0 to 1000000; 0 means no limit. Past it: 429 RATE_LIMITED."),
+      UNS(rate_limit), .min = 0, .max = 1000000 },
+    { KEY(rate_limit_burst, RATE_LIMIT_BURST, KT_INTEGER, "2000", false,
+          "Requests a participant may make at once before rate_limit applies, 1 to 1000000."),
+      UNS(rate_limit_burst), .min = 1, .max = 1000000 },
     /* protocol */
     { KEY(currencies, CURRENCIES, KT_LIST, "", true,
           "Comma-separated currency codes the gateway accepts, each 3 to 10 of A-Z and 0-9, "

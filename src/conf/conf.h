@@ -35,6 +35,8 @@ typedef struct Config {
     unsigned idle_timeout_s;        /* keep-alive/idle and read timeout per connection */
     size_t body_limit;              /* bytes; larger bodies → 413 PAYLOAD_TOO_LARGE */
     size_t header_limit;            /* bytes of all headers */
+    unsigned rate_limit;            /* requests/s per participant and instance; 0 = off */
+    unsigned rate_limit_burst;      /* bucket size */
     /* protocol */
     char *currencies[CONF_MAX_CURRENCIES];
     size_t n_currencies;

@@ -41,6 +41,7 @@
 
 #include "auth/auth.h"
 #include "deliver/deliver.h"
+#include "http/ratelimit.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "settle/settle.h"
@@ -123,6 +124,20 @@ typedef struct LogInfo {
 
 typedef struct Loop Loop;
 
+/* One per open connection: the request deadline (slow-loris defence). libevent's read
+ * timeout restarts with every byte received, so a client sending one header byte a second
+ * would hold its connection for ever; instead each request must arrive complete within
+ * idle_timeout of the connection being accepted or of its previous answer, or the
+ * connection is closed (checked once a second by on_sweep). Found from a request through
+ * the socket number (guard_by_fd), which is unique among a loop's open connections. */
+typedef struct ConnGuard {
+    struct evhttp_connection *evcon;
+    evutil_socket_t fd;
+    struct timespec since;      /* CLOCK_MONOTONIC: accepted, or last answer sent */
+    bool busy;                  /* a complete request is being answered */
+    struct ConnGuard *prev, *next;
+} ConnGuard;
+
 /* An authenticated request waiting for settle/. The evhttp_request belongs to libevent: when
  * the connection closes first, either libevent frees it with the connection (req becomes
  * NULL) or it detaches it, and then it is ours to free (req stays set). */
@@ -161,6 +176,15 @@ struct Loop {
     atomic_uint_fast64_t stat_dispatched, stat_wait_us, stat_reconnects;
     Accepted *accepted;
     size_t n_accepted, cap_accepted;
+    /* This loop's copy of the gateway key: everything on this thread signs with it (answers,
+     * metadata, settle's gateway proofs, loop 0's delivery worker). SIGHUP replaces it from
+     * this thread (on_rekey), so no signer ever sees a half-copied key. */
+    PrivateKey key;
+    struct event *rekey_ev;
+    ConnGuard *guards;           /* every guarded connection of this loop */
+    ConnGuard **guard_by_fd;
+    size_t guard_slots;
+    struct event *sweep_ev;
     atomic_uint in_flight;
     uint64_t id_counter;         /* request ids if the CSPRNG ever fails */
     /* The signed metadata document, rebuilt when the participants snapshot changes; the
@@ -191,6 +215,13 @@ struct HttpServer {
     pthread_mutex_t deliverer_lock;
     bool deliverer_lock_ready;
     Deliverer *deliverer;
+    /* SIGHUP: the main thread loads the key file into next_key, each loop copies it. */
+    pthread_mutex_t key_lock;
+    bool key_lock_ready;
+    PrivateKey next_key;
+    struct event *sig_hup;
+    /* Per-participant request budgets, shared by every loop (ratelimit.h). */
+    RateLimiter *limiter;
     /* Process-wide state touched by several threads. */
     atomic_uint connections;
     atomic_uint listeners_closed;
@@ -219,6 +250,105 @@ static double ms_since(const struct timespec *start)
 static void release_connection(HttpServer *srv)
 {
     atomic_fetch_sub(&srv->connections, 1);
+}
+
+static evutil_socket_t conn_fd(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? bufferevent_getfd(bev) : -1;
+}
+
+/* Starts guarding a new connection. Without memory the connection goes unguarded (libevent's
+ * own timeouts and max_connections still bound it). */
+static void guard_add(Loop *loop, struct evhttp_connection *evcon)
+{
+    evutil_socket_t fd = conn_fd(evcon);
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= loop->guard_slots) {
+        size_t n = loop->guard_slots ? loop->guard_slots : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        ConnGuard **slots = oc_realloc(loop->guard_by_fd, loop->guard_slots * sizeof(*slots),
+                                       n * sizeof(*slots));
+        if (!slots)
+            return;
+        memset(slots + loop->guard_slots, 0, (n - loop->guard_slots) * sizeof(*slots));
+        loop->guard_by_fd = slots;
+        loop->guard_slots = n;
+    }
+    ConnGuard *g = oc_calloc(1, sizeof(*g));
+    if (!g)
+        return;
+    g->evcon = evcon;
+    g->fd = fd;
+    clock_gettime(CLOCK_MONOTONIC, &g->since);
+    g->next = loop->guards;
+    if (g->next)
+        g->next->prev = g;
+    loop->guards = g;
+    loop->guard_by_fd[fd] = g; /* a stale entry (never expected) is simply replaced */
+}
+
+/* scan: also search the list, for a connection whose socket may already be closed (only on
+ * removal: the request path never pays for a walk over every connection). */
+static ConnGuard *guard_find(Loop *loop, struct evhttp_connection *evcon, bool scan)
+{
+    evutil_socket_t fd = conn_fd(evcon);
+    if (fd >= 0 && (size_t)fd < loop->guard_slots && loop->guard_by_fd[fd] &&
+        loop->guard_by_fd[fd]->evcon == evcon)
+        return loop->guard_by_fd[fd];
+    for (ConnGuard *g = scan ? loop->guards : NULL; g; g = g->next)
+        if (g->evcon == evcon)
+            return g;
+    return NULL;
+}
+
+static void guard_remove(Loop *loop, struct evhttp_connection *evcon)
+{
+    ConnGuard *g = guard_find(loop, evcon, true);
+    if (!g)
+        return;
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        loop->guards = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    if ((size_t)g->fd < loop->guard_slots && loop->guard_by_fd[g->fd] == g)
+        loop->guard_by_fd[g->fd] = NULL;
+    oc_free(g);
+}
+
+/* busy: a complete request arrived and is being answered (no deadline meanwhile); not busy:
+ * its answer was sent, and the next request's deadline starts now. */
+static void guard_mark(Loop *loop, struct evhttp_request *req, bool busy)
+{
+    ConnGuard *g = guard_find(loop, evhttp_request_get_connection(req), false);
+    if (!g)
+        return;
+    g->busy = busy;
+    if (!busy)
+        clock_gettime(CLOCK_MONOTONIC, &g->since);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    Loop *loop = arg;
+    double limit_ms = (double)loop->srv->cfg->idle_timeout_s * 1e3;
+    unsigned closed = 0;
+    for (ConnGuard *g = loop->guards, *next; g; g = next) {
+        next = g->next;
+        if (!g->busy && ms_since(&g->since) > limit_ms) {
+            closed++;
+            evhttp_connection_free(g->evcon); /* its close callback frees g */
+        }
+    }
+    if (closed)
+        log_json(LOG_INFO, "connections closed", "\"reason\":\"request not complete within "
+                 "idle_timeout\",\"count\":%u", closed);
 }
 
 /* The value of a header that must appear at most once: NULL when absent or repeated (a
@@ -357,13 +487,13 @@ static void respond_typed(Loop *loop, struct evhttp_request *req, const LogInfo 
 {
     HttpServer *srv = loop->srv;
     AuthResponseHeaders sig;
-    if (auth_sign_response(srv->key, srv->cfg->ocid, (int64_t)time(NULL), status, body, len,
+    if (auth_sign_response(&loop->key, srv->cfg->ocid, (int64_t)time(NULL), status, body, len,
                            &sig) != 0) {
         /* Only memory exhaustion gets here; the fallback is smaller, so try it once more. */
         status = 503;
         body = fallback_body;
         len = sizeof(fallback_body) - 1;
-        if (auth_sign_response(srv->key, srv->cfg->ocid, (int64_t)time(NULL), status, body,
+        if (auth_sign_response(&loop->key, srv->cfg->ocid, (int64_t)time(NULL), status, body,
                                len, &sig) != 0)
             sig.ocid[0] = '\0';
     }
@@ -381,10 +511,12 @@ static void respond_typed(Loop *loop, struct evhttp_request *req, const LogInfo 
     r |= evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
     if (r != 0) {
         /* A partial answer would carry a signature over bytes it does not contain. */
+        guard_mark(loop, req, false);
         evhttp_send_error(req, 503, NULL);
         log_request(li, 503, fallback_body, sizeof(fallback_body) - 1, false);
         return;
     }
+    guard_mark(loop, req, false);
     evhttp_send_reply(req, status, NULL, NULL);
     log_request(li, status, body, len, false);
 }
@@ -416,7 +548,7 @@ static void respond_metadata(Loop *loop, struct evhttp_request *req, const LogIn
     } else {
         char *body = NULL;
         size_t len = 0;
-        int r = settle_metadata(srv->cfg, srv->key, snap, &body, &len);
+        int r = settle_metadata(srv->cfg, &loop->key, snap, &body, &len);
         if (r != 0) {
             dirsnap_release(snap);
             respond_error(loop, req, li, r == -ENOMEM ? OC_ERR_UNAVAILABLE : OC_ERR_INTERNAL,
@@ -451,6 +583,7 @@ static void on_close_idle(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     Loop *loop = arg;
+    guard_remove(loop, evcon);
     release_connection(loop->srv);
 }
 
@@ -458,6 +591,7 @@ static void on_close_busy(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     Pending *p = arg;
+    guard_remove(p->loop, evcon);
     release_connection(p->loop->srv);
     p->orphaned = true;
     /* Still attached: libevent frees it right after this callback, with the connection.
@@ -540,6 +674,7 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
                      "\"max_connections\":%u", srv->cfg->max_connections);
         } else {
             evhttp_connection_set_closecb(evcon, on_close_idle, loop);
+            guard_add(loop, evcon);
         }
         bufferevent_decref(bev);
     }
@@ -792,6 +927,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     LogInfo li;
     loginfo_init(loop, &li, method);
+    guard_mark(loop, req, true);
 
     const char *target = evhttp_request_get_uri(req);
     const char *param = NULL;
@@ -857,6 +993,30 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     li.caller = caller->ocid;
+
+    /* The budget is charged only once the signature verified: keyed by an OCID nobody can
+     * claim without its key, so one participant cannot spend another's. Unauthenticated
+     * traffic is bounded by max_connections, idle_timeout and the size limits (and per-IP
+     * limits belong in the proxy in front). A limited request is refused before settle/
+     * sees it, so it writes nothing, not even its nonce: the caller may retry. */
+    unsigned retry_after = 0;
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    if (!ratelimit_take(srv->limiter, caller->ocid,
+                        (uint64_t)mono.tv_sec * UINT64_C(1000000000) + (uint64_t)mono.tv_nsec,
+                        &retry_after)) {
+        dirsnap_release(snap);
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", retry_after);
+        if (evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra) != 0) {
+            respond_error(loop, req, &li, OC_ERR_UNAVAILABLE, "out of memory");
+            return;
+        }
+        respond_error(loop, req, &li, OC_ERR_RATE_LIMITED,
+                      "too many requests from this participant; retry after Retry-After "
+                      "seconds");
+        return;
+    }
 
     Pending *p = oc_calloc(1, sizeof(*p));
     if (!p) {
@@ -1048,6 +1208,68 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(srv->drain_timer, &tick);
 }
 
+/* ---- gateway key reload (SIGHUP; docs/key-rotation.md) ---- */
+
+static void on_rekey(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    Loop *loop = arg;
+    HttpServer *srv = loop->srv;
+    pthread_mutex_lock(&srv->key_lock);
+    loop->key = srv->next_key;
+    pthread_mutex_unlock(&srv->key_lock);
+    /* The cached metadata document carries the old key and its signature. */
+    dirsnap_release(loop->meta_snap);
+    loop->meta_snap = NULL;
+    oc_free(loop->meta_body);
+    loop->meta_body = NULL;
+    loop->meta_len = 0;
+}
+
+static const char *key_load_problem(int r)
+{
+    switch (r) {
+    case KEY_E_PERMISSIONS:
+        return "readable or writable by group or others";
+    case KEY_E_FORMAT:
+        return "not a valid secp256k1 private key (64 hex digits)";
+    case KEY_E_FILE:
+        return "not a regular file, or too large";
+    default:
+        return r < 0 ? strerror(-r) : "unusable";
+    }
+}
+
+/* Re-reads private_key_file (the path configured at start). Main thread; the file read
+ * blocks only this thread, never a loop. A file that cannot be used changes nothing: the
+ * gateway goes on signing with the key it has. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    HttpServer *srv = arg;
+    char file[512];
+    log_json_str(srv->cfg->private_key_file, file, sizeof(file));
+    PrivateKey k;
+    int r = key_load_private_file(srv->cfg->private_key_file, &k);
+    if (r != 0) {
+        log_json(LOG_ERROR, "gateway key reload failed; keeping the current key",
+                 "\"file\":%s,\"reason\":\"%s\"", file, key_load_problem(r));
+        return;
+    }
+    char pub[KEY_PUBLIC_HEX_LEN + 1];
+    key_format_public(&k.pub, pub);
+    pthread_mutex_lock(&srv->key_lock);
+    srv->next_key = k;
+    pthread_mutex_unlock(&srv->key_lock);
+    key_private_wipe(&k);
+    for (unsigned i = 0; i < srv->n_loops; i++)
+        event_active(srv->loops[i].rekey_ev, EV_TIMEOUT, 0);
+    log_json(LOG_INFO, "gateway key reloaded", "\"file\":%s,\"public_key\":\"%s\"", file,
+             pub);
+}
+
 static void *loop_main(void *arg)
 {
     Loop *loop = arg;
@@ -1056,6 +1278,7 @@ static void *loop_main(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
@@ -1072,9 +1295,11 @@ int http_server_run(HttpServer *srv)
         return -ENOMEM;
     srv->sig_term = evsignal_new(srv->main_base, SIGTERM, on_signal, srv);
     srv->sig_int = evsignal_new(srv->main_base, SIGINT, on_signal, srv);
+    srv->sig_hup = evsignal_new(srv->main_base, SIGHUP, on_reload, srv);
     srv->drain_timer = event_new(srv->main_base, -1, EV_PERSIST, on_drain_tick, srv);
-    if (!srv->sig_term || !srv->sig_int || !srv->drain_timer ||
-        event_add(srv->sig_term, NULL) != 0 || event_add(srv->sig_int, NULL) != 0)
+    if (!srv->sig_term || !srv->sig_int || !srv->sig_hup || !srv->drain_timer ||
+        event_add(srv->sig_term, NULL) != 0 || event_add(srv->sig_int, NULL) != 0 ||
+        event_add(srv->sig_hup, NULL) != 0)
         return -ENOMEM;
 
     if (settle_start_maintenance(&srv->loops[0].settle) != 0)
@@ -1286,9 +1511,11 @@ static int setup_loop(HttpServer *srv, Loop *loop, const DbPoolOptions *pool_opt
     loop->accepted_ev = event_new(loop->base, -1, 0, on_accepted, loop);
     loop->stop_accept_ev = event_new(loop->base, -1, 0, on_stop_accept, loop);
     loop->shutdown_ev = event_new(loop->base, -1, 0, on_shutdown, loop);
+    loop->rekey_ev = event_new(loop->base, -1, 0, on_rekey, loop);
+    loop->key = *srv->key;
     loop->http = evhttp_new(loop->base);
     if (!loop->accepted || !loop->accepted_ev || !loop->stop_accept_ev || !loop->shutdown_ev ||
-        !loop->http)
+        !loop->rekey_ev || !loop->http)
         return fail(err, err_len, -ENOMEM, "out of memory");
 
     evhttp_set_max_headers_size(loop->http, (ev_ssize_t)cfg->header_limit);
@@ -1329,10 +1556,14 @@ static int setup_loop(HttpServer *srv, Loop *loop, const DbPoolOptions *pool_opt
     struct timeval tick = { 0, HTTP_STATS_TICK_MS * 1000 };
     if (!loop->stats_ev || event_add(loop->stats_ev, &tick) != 0)
         return fail(err, err_len, -ENOMEM, "out of memory");
+    loop->sweep_ev = event_new(loop->base, -1, EV_PERSIST, on_sweep, loop);
+    struct timeval second = { 1, 0 };
+    if (!loop->sweep_ev || event_add(loop->sweep_ev, &second) != 0)
+        return fail(err, err_len, -ENOMEM, "out of memory");
     loop->settle = (SettleCtx){
         .base = loop->base,
         .cfg = cfg,
-        .gateway_key = srv->key,
+        .gateway_key = &loop->key,
         .db = loop->pool,
         .directory = srv->dir,
         .maintenance = NULL,
@@ -1364,6 +1595,16 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
         return fail(err, err_len, -ENOMEM, "cannot create a mutex");
     }
     srv->deliverer_lock_ready = true;
+    if (pthread_mutex_init(&srv->key_lock, NULL) != 0) {
+        r = fail(err, err_len, -ENOMEM, "cannot create a mutex");
+        goto error;
+    }
+    srv->key_lock_ready = true;
+    srv->limiter = ratelimit_new(cfg->rate_limit, cfg->rate_limit_burst);
+    if (!srv->limiter) {
+        r = fail(err, err_len, -ENOMEM, "out of memory");
+        goto error;
+    }
 
     srv->n_statements = settle_statement_count + directory_statement_count +
                         deliver_statement_count + 1;
@@ -1428,8 +1669,8 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
             goto error;
     }
     if (cfg->worker) {
-        srv->deliverer = deliverer_new(srv->loops[0].base, srv->loops[0].pool, cfg, srv->key,
-                                       srv->dir);
+        srv->deliverer = deliverer_new(srv->loops[0].base, srv->loops[0].pool, cfg,
+                                       &srv->loops[0].key, srv->dir);
         if (!srv->deliverer) {
             r = fail(err, err_len, -ENOMEM, "cannot start the delivery worker (is "
                      "delivery_ca_file a readable PEM bundle?)");
@@ -1508,6 +1749,17 @@ void http_server_free(HttpServer *srv)
             event_free(loop->shutdown_ev);
         if (loop->stats_ev)
             event_free(loop->stats_ev);
+        if (loop->rekey_ev)
+            event_free(loop->rekey_ev);
+        if (loop->sweep_ev)
+            event_free(loop->sweep_ev);
+        while (loop->guards) {
+            ConnGuard *g = loop->guards;
+            loop->guards = g->next;
+            oc_free(g);
+        }
+        oc_free(loop->guard_by_fd);
+        key_private_wipe(&loop->key);
         dirsnap_release(loop->meta_snap);
         oc_free(loop->meta_body);
         if (loop->base)
@@ -1520,6 +1772,11 @@ void http_server_free(HttpServer *srv)
         event_free(srv->sig_term);
     if (srv->sig_int)
         event_free(srv->sig_int);
+    if (srv->sig_hup)
+        event_free(srv->sig_hup);
+    key_private_wipe(&srv->next_key);
+    if (srv->key_lock_ready)
+        pthread_mutex_destroy(&srv->key_lock);
     if (srv->main_base)
         event_base_free(srv->main_base);
     if (srv->fd >= 0)
@@ -1530,6 +1787,7 @@ void http_server_free(HttpServer *srv)
         oc_free(srv->password);
     }
     oc_free(srv->statements);
+    ratelimit_free(srv->limiter);
     if (srv->deliverer_lock_ready)
         pthread_mutex_destroy(&srv->deliverer_lock);
     oc_free(srv);

@@ -11,6 +11,11 @@
  *   a method other than GET or POST            → libevent's own bare 501
  *   connections > max_connections (process)    → the new connection is closed unanswered
  *   idle or stalled connection                 → closed after idle_timeout_s
+ *   a request not complete within idle_timeout_s of the connection's start or its previous
+ *   answer (slow loris: libevent's own timeout restarts with every byte) → closed unanswered,
+ *                                                checked once a second
+ *   an authenticated caller over its budget    → our signed 429 RATE_LIMITED + Retry-After
+ *                                                (rate_limit, rate_limit_burst; per instance)
  * Everything else ocgate answers itself, signed (X-OC-ID, X-OC-Timestamp, X-OC-Signature),
  * as application/json (/metrics: Prometheus text), with an X-Request-Id.
  *
@@ -33,7 +38,8 @@ typedef struct HttpServer HttpServer;
 
 typedef struct HttpServerOptions {
     const Config *cfg;              /* borrowed; must outlive the server */
-    const PrivateKey *gateway_key;  /* borrowed; signs responses and metadata */
+    const PrivateKey *gateway_key;  /* copied (one copy per loop, wiped on free); signs
+                                       responses, metadata, gateway proofs, deliveries */
     Directory *directory;           /* borrowed; must outlive the server (free it after) */
     const char *db_password;        /* NULL = none; copied, and the copy wiped on free */
 } HttpServerOptions;
@@ -59,6 +65,9 @@ DbPool *http_server_loop_pool(HttpServer *srv, unsigned i);
 void http_server_address(const HttpServer *srv, char *out, size_t out_len);
 
 /* Starts the loops (and settle's housekeeping on loop 0) and serves until SIGTERM or SIGINT.
+ * SIGHUP re-reads cfg->private_key_file: every answer, metadata document, gateway proof and
+ * delivery attempt signed after that uses the new key (docs/key-rotation.md); a file that
+ * cannot be loaded is logged and changes nothing.
  * Then: stops accepting (every loop drops its listener, the socket is closed), lets the
  * requests in flight finish for at most 10 s (answers sent meanwhile carry
  * "Connection: close"), closes every connection, stops the loops and joins them. Returns 0,

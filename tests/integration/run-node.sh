@@ -28,6 +28,8 @@ bail() { echo "Bail out! $*"; exit 1; }
 
 # shellcheck source=SCRIPTDIR/../pg/pgtest.sh
 . "$here/pg/pgtest.sh"
+# shellcheck source=SCRIPTDIR/../logscan/collect.sh
+. "$here/logscan/collect.sh"
 pgtest_start || bail "cannot start PostgreSQL"
 
 dir=$(mktemp -d /tmp/ocgate-it.XXXXXX)
@@ -70,6 +72,8 @@ kill_gateways() {
 
 cleanup() {
     kill_gateways
+    # Gateway logs and keys for the whole-suite scan (tests/run sets OCG_TEST_LOG_DIR).
+    logscan_collect "$(basename "$scenario" .js)" "$dir"
     if [ "${OCG_KEEP_TMP:-0}" = 1 ]; then
         echo "# kept $dir" >&2
     else
@@ -94,6 +98,11 @@ for _ in $(seq 50); do
 done
 [ -n "$port" ] || bail "no free port found in 20000-60000 after 50 tries"
 
+# Room for tests that hold many connections (hostile.js: 10,000 idle ones, on both ends):
+# raise the soft descriptor limit as far as the hard limit allows.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536; else ulimit -n "$hard"; fi
+
 "$here/node/ensure-deps.sh" || bail "cannot install the Node test dependencies (tests/node)"
 
 "$ocgate" migrate >"$dir/migrate.log" 2>&1 || {
@@ -107,6 +116,9 @@ done
 }
 pubkey=$(tr -d '\n' <"$dir/gateway.pub")
 [[ "$pubkey" =~ ^[0-9a-f]{128}$ ]] || bail "ocgate keygen printed no 128-hex public key"
+if [ -n "${OCG_TEST_SECRETS_FILE:-}" ]; then   # for the whole-suite log scan
+    cat "$dir/gateway.key" >>"$OCG_TEST_SECRETS_FILE"
+fi
 
 # The gateway's configuration, inherited by every `ocgate serve` the scenario starts.
 export OCGATE_OCID=300

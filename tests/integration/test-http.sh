@@ -10,6 +10,7 @@ ocgate=$1
 ocreq=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/pg/pgtest.sh"
+. "$here/logscan/collect.sh"
 pgtest_start || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 
 W=$(mktemp -d /tmp/ocgate-http.XXXXXX)
@@ -17,6 +18,7 @@ pid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     [ -n "${lockpid:-}" ] && kill "$lockpid" 2>/dev/null
+    logscan_collect http "$W"   # server logs and keys for tests/logscan
     rm -rf "$W"
     pgtest_stop
 }

@@ -9,12 +9,14 @@ ocgate=$1
 ocreq=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/pg/pgtest.sh"
+. "$here/logscan/collect.sh"
 pgtest_start || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 
 W=$(mktemp -d /tmp/ocgate-metrics.XXXXXX)
 pid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    logscan_collect metrics "$W"   # server logs and keys for tests/logscan
     rm -rf "$W"
     pgtest_stop
 }

@@ -10,7 +10,9 @@ build=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/ocgate-qs.XXXXXX)
 chmod 0755 "$tmp"
-trap '[ -n "${OCG_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
+. "$root/tests/logscan/collect.sh"
+# Server logs and keys for the whole-suite scan (tests/logscan), then clean up.
+trap 'logscan_collect quickstart "$tmp/data"; logscan_collect quickstart-keys "$tmp/data/keys"; [ -n "${OCG_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
 n=0 fails=0
 check() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi; }
 port() { # a free 127.0.0.1 port

@@ -10,6 +10,7 @@ ocgate=$1
 ocreq=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/pg/pgtest.sh"
+. "$here/logscan/collect.sh"
 pgtest_start || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 
 W=$(mktemp -d /tmp/ocgate-sim.XXXXXX)
@@ -17,6 +18,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    logscan_collect sim "$W"   # gateway and sim logs and keys for tests/logscan
     rm -rf "$W"
     pgtest_stop
 }

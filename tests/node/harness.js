@@ -49,6 +49,43 @@ export function url(p) {
     return env.base + p;
 }
 
+// --- the whole-suite log scan (tests/logscan/logscan.py) --------------------------------------
+// When tests/run sets OCG_TEST_LOG_DIR, every secret a scenario creates is appended to
+// OCG_TEST_SECRETS_FILE and the X-Request-Id of every answer the harness receives to
+// $OCG_TEST_LOG_DIR/requests.list; run-node.sh copies the gateway logs there at the end. The
+// scan then looks for every secret in every log and for a log line per request id. Without
+// the variables nothing is written.
+
+// Records a private key (hex) or client secret a scenario created.
+export function recordSecret(secret) {
+    const file = process.env.OCG_TEST_SECRETS_FILE;
+    if (file && secret) fs.appendFileSync(file, `${secret}\n`, { mode: 0o600 });
+}
+
+// Kept in memory and written once when the scenario ends (flushRequestIds, from done() and
+// on exit): a synchronous write per request would stall the fake merchants that share this
+// process's event loop, and with them the timing checks.
+const requestIds = [];
+
+function recordRequestId(id) {
+    if (process.env.OCG_TEST_LOG_DIR && typeof id === 'string' && /^[0-9a-f]{16}$/.test(id)) {
+        requestIds.push(id);
+    }
+}
+
+function flushRequestIds() {
+    const dir = process.env.OCG_TEST_LOG_DIR;
+    if (!dir || requestIds.length === 0) return;
+    const text = requestIds.join('\n') + '\n';
+    requestIds.length = 0;
+    try {
+        fs.appendFileSync(path.join(dir, 'requests.list'), text);
+    } catch (e) {
+        console.log(`# cannot record request ids in ${dir}: ${e.message}`);
+    }
+}
+process.on('exit', flushRequestIds);
+
 // --- TAP -----------------------------------------------------------------------------------
 
 let testNo = 0;
@@ -93,6 +130,7 @@ export function failures() {
 
 // Prints the plan and sets the exit status (1 if anything failed or nothing was tested).
 export function done() {
+    flushRequestIds();
     if (finished) return;
     finished = true;
     console.log(`1..${testNo}`);
@@ -287,6 +325,7 @@ export function addParticipant({ ocid, name, roles, publicKey, endpoint, form })
 // A participant with a fresh key pair, registered through the CLI: {ocid, priv, pub, ...}.
 export function newParticipant({ ocid, name = `p${ocid}`, roles, endpoint, form }) {
     const priv = oc.randomPrivateKey();
+    recordSecret(priv);
     const pub = oc.publicKey(priv);
     addParticipant({ ocid, name, roles, publicKey: pub, endpoint, form });
     return { ocid, name, roles, endpoint, form, priv, pub };
@@ -327,6 +366,7 @@ export function fingerprint({ exclude = [] } = {}) {
 export async function call({ method = 'GET', path: p, body, headers = {}, port, keepAlive = false,
     timeoutMs = 10000, unsigned = false, pubkey, ocid } = {}) {
     const res = await oc.request({ port: port ?? env.port, method, path: p, body, headers, keepAlive, timeoutMs });
+    recordRequestId(res.headers['x-request-id']);
     res.signatureOk = oc.verifyResponse(pubkey ?? env.pubkey, res,
         { expectOcid: ocid ?? env.ocid, maxSkewSeconds: 60 });
     if (!unsigned && !res.signatureOk) {

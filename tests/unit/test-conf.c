@@ -89,7 +89,7 @@ static void test_key_table(void)
                                          "url", "list", "enum", "listen", "bool",
                                          "durations" };
     size_t n = conf_key_count();
-    CHECK(n == 41, "41 keys (got %zu)", n);
+    CHECK(n == 43, "43 keys (got %zu)", n);
     CHECK(conf_key_at(n) == NULL, "conf_key_at past the end is NULL");
     for (size_t i = 0; i < n; i++) {
         const ConfKeyInfo *k = conf_key_at(i);
@@ -151,6 +151,8 @@ static void test_defaults(void)
     CHECK_INT(c.idle_timeout_s, 60, "idle_timeout default");
     CHECK_INT(c.body_limit, 64 * 1024, "body_limit default 64K");
     CHECK_INT(c.header_limit, 16 * 1024, "header_limit default 16K");
+    CHECK_INT(c.rate_limit, 1000, "rate_limit default 1000");
+    CHECK_INT(c.rate_limit_burst, 2000, "rate_limit_burst default 2000");
     CHECK_INT(c.n_currencies, 2, "two currencies");
     if (c.n_currencies == 2) {
         CHECK_STR(c.currencies[0], "USD", "first currency");
@@ -373,6 +375,9 @@ static const Case cases[] = {
     { "body_limit", "1G", false },
     { "body_limit", "64KB", false },
     { "body_limit", "64 K", false },
+    { "rate_limit", "0", true },
+    { "rate_limit", "1000001", false },
+    { "rate_limit_burst", "0", false },
     { "header_limit", "1M", true },
     { "header_limit", "1025K", false },
     { "timestamp_window", "1", true },
