@@ -125,6 +125,9 @@ start_gateway() {
 # Eight database connections (the default 4 per loop on 2 cores) cap how many commits share
 # one WAL flush; 64 concurrent clients need more (README, "Performance"). Overridable.
 export OCGATE_POOL_SIZE=${OCGATE_POOL_SIZE:-16}
+# One provider and one payment app stand for many here: the per-participant rate limit
+# (default 1,000/s) would measure the limiter, not the settlement path. Overridable.
+export OCGATE_RATE_LIMIT=${OCGATE_RATE_LIMIT:-0}
 # 1,000 idle connections need more descriptors than the usual soft limit of 1,024.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -222,7 +225,8 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
     echo "machine: $machine; load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "PostgreSQL: $pg_settings"
     echo "window: $duration s per client count; payments prepared per run: $n;" \
-        "ocgate: threads ${OCGATE_THREADS:-0 (one per core)}, pool_size $OCGATE_POOL_SIZE per loop"
+        "ocgate: threads ${OCGATE_THREADS:-0 (one per core)}, pool_size $OCGATE_POOL_SIZE per loop," \
+        "rate_limit $OCGATE_RATE_LIMIT (0 = off)"
     echo
     fmt='| %-7s | %-9s | %-7s | %-7s | %-7s | %-6s | %-10s | %-7s | %-7s | %-8s | %-11s | %-15s | %-11s | %-5s | %-6s |\n'
     printf "$fmt" clients settled/s p50_ms p95_ms p99_ms errors lag_p99_ms drain_s rss_MiB \
