@@ -2,7 +2,9 @@
  * outbox rows in batches (oc_delivery_claim, one round trip), starts every claimed attempt at
  * once through the asynchronous HTTP client, classifies each answer (policy.c) and records it
  * with oc_delivery_finish (one round trip), which moves the row only while this worker's claim
- * is still current. Claims are sized so nothing claimed ever waits in a local queue: at most
+ * is still current. Attempts that end while a finish is in flight are recorded together in the
+ * next one (oc_delivery_finish once per attempt, in one statement and one commit), so under
+ * load a notification costs about one commit, not two. Claims are sized so nothing claimed ever waits in a local queue: at most
  * delivery_concurrency attempts in flight, at most delivery_per_merchant per merchant, and
  * merchants whose circuit is open are excluded in the claim itself, so a slow or dead
  * merchant holds a few slots and never the queue. The loop is woken by its own settlements
@@ -41,9 +43,14 @@ const DbStatement deliver_statements[] = {
       "SELECT id, attempt, payment_txid, merchant_ocid, gateway_proof FROM "
       "oc_delivery_claim($1, $2::integer, $3::integer, $4::bigint[], $5::integer, "
       "$6::bigint[], $7::integer[])", 7 },
+    /* One row per attempt: its position in the arrays and whether the row moved. */
     { "deliver_finish",
-      "SELECT oc_delivery_finish($1::uuid, $2::integer, $3, $4::bigint, $5::bigint, "
-      "$6::integer, $7::integer, $8, $9)", 9 },
+      "SELECT t.ord::integer, oc_delivery_finish(t.id, t.attempt, t.outcome, t.retry_ms, "
+      "t.started_ms, t.duration_ms, t.http_status, t.error, t.excerpt) "
+      "FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::bigint[], $5::bigint[], "
+      "$6::integer[], $7::integer[], $8::text[], $9::text[]) WITH ORDINALITY "
+      "AS t(id, attempt, outcome, retry_ms, started_ms, duration_ms, http_status, error, "
+      "excerpt, ord) ORDER BY t.id, t.attempt", 9 },
 };
 const size_t deliver_statement_count = OC_ARRAY_LEN(deliver_statements);
 
@@ -57,6 +64,7 @@ typedef struct Merchant {
 
 typedef enum Phase {
     PHASE_HTTP,         /* waiting for the merchant (or about to record a local failure) */
+    PHASE_FINISH_QUEUED,/* waiting for the finish in flight to return, to go in the next */
     PHASE_FINISH,       /* oc_delivery_finish in flight */
     PHASE_FINISH_WAIT,  /* waiting to send oc_delivery_finish again */
 } Phase;
@@ -88,7 +96,16 @@ struct Attempt {
     bool has_excerpt;
     unsigned finish_tries;
     struct event *retry_ev;
+    Attempt *fq_next;          /* d->fq while PHASE_FINISH_QUEUED */
 };
+
+/* The finish statement in flight: the attempts it records, in array order. d is cleared if
+ * the worker is freed first; the attempts are then this op's to free. */
+typedef struct FinishOp {
+    Deliverer *d;
+    size_t n;
+    Attempt *items[];
+} FinishOp;
 
 /* The claim query in flight; d is cleared if the worker is freed first. */
 typedef struct ClaimOp {
@@ -117,6 +134,8 @@ struct Deliverer {
     unsigned in_flight;        /* attempts claimed and not yet released */
     unsigned max_attempts;
     Attempt *attempts;
+    Attempt *fq_head, *fq_tail;  /* attempts waiting to be recorded */
+    FinishOp *finishing;         /* at most one finish statement in flight */
     Merchant *merchants;
     size_t n_merchants, cap_merchants;
 };
@@ -339,7 +358,7 @@ static void on_http_done(void *userdata, const HttpClientResponse *resp)
     attempt_finish(a);
 }
 
-static void on_finish(void *userdata, DbError err, const PGresult *res);
+static void flush_finishes(Deliverer *d);
 
 static void on_finish_retry(evutil_socket_t fd, short what, void *arg)
 {
@@ -348,41 +367,48 @@ static void on_finish_retry(evutil_socket_t fd, short what, void *arg)
     attempt_finish(arg);
 }
 
+/* Queues the attempt's result; it is sent at once unless a finish is in flight, in which
+ * case it goes with the others that ended meanwhile when that one returns. */
 static void attempt_finish(Attempt *a)
 {
     Deliverer *d = a->d;
-    char attempt[16], retry[24], started[24], duration[16], status[16];
-    snprintf(attempt, sizeof(attempt), "%d", a->attempt);
-    snprintf(retry, sizeof(retry), "%" PRIu64, a->retry_in_ms);
-    snprintf(started, sizeof(started), "%" PRId64, a->started_wall_ms);
-    snprintf(duration, sizeof(duration), "%u", a->duration_ms);
-    snprintf(status, sizeof(status), "%d", a->http_status);
-    const char *params[9] = {
-        a->id, attempt, deliver_outcome_name(a->outcome),
-        a->outcome == DELIVER_RETRY ? retry : NULL, started, duration,
-        a->http_status ? status : NULL, a->error[0] ? a->error : NULL,
-        a->has_excerpt ? a->excerpt : NULL,
-    };
     a->finish_tries++;
-    a->phase = PHASE_FINISH;
-    if (db_pool_query(d->pool, "deliver_finish", 9, params, on_finish, a) != 0) {
-        log_json(LOG_ERROR, "cannot record a delivery attempt",
-                 "\"delivery\":\"%s\",\"attempt\":%d,\"error\":\"out of memory\"", a->id,
-                 a->attempt);
-        attempt_release(a); /* the lease brings the row back */
-    }
+    a->phase = PHASE_FINISH_QUEUED;
+    a->fq_next = NULL;
+    if (d->fq_tail)
+        d->fq_tail->fq_next = a;
+    else
+        d->fq_head = a;
+    d->fq_tail = a;
+    if (!d->finishing)
+        flush_finishes(d);
 }
 
-static void on_finish(void *userdata, DbError err, const PGresult *res)
+/* One element of a PostgreSQL array literal: NULL, or the text double-quoted with " and \
+ * escaped (the only characters that need it inside quotes). */
+static void put_array_elem(Buf *b, bool first, const char *text)
 {
-    Attempt *a = userdata;
-    Deliverer *d = a->d;
-    if (!d) { /* the worker was freed while this was in flight */
-        attempt_free(a);
+    if (!first)
+        buf_putc(b, ',');
+    if (!text) {
+        buf_puts(b, "NULL");
         return;
     }
+    buf_putc(b, '"');
+    for (const char *p = text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *p);
+    }
+    buf_putc(b, '"');
+}
+
+/* An attempt's result once the database has answered (or failed to) for it. */
+static void finish_result(Attempt *a, DbError err, const char *moved)
+{
+    Deliverer *d = a->d;
     if (err == DB_OK) {
-        if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+        if (moved && strcmp(moved, "t") != 0)
             log_json(LOG_WARN, "delivery claim was taken over before the attempt ended",
                      "\"delivery\":\"%s\",\"attempt\":%d", a->id, a->attempt);
         if (a->outcome == DELIVER_RETRY) {
@@ -416,6 +442,115 @@ static void on_finish(void *userdata, DbError err, const PGresult *res)
         }
     }
     attempt_release(a);
+}
+
+static void on_finish(void *userdata, DbError err, const PGresult *res)
+{
+    FinishOp *op = userdata;
+    Deliverer *d = op->d;
+    if (!d) { /* the worker was freed while this was in flight */
+        for (size_t i = 0; i < op->n; i++)
+            attempt_free(op->items[i]);
+        oc_free(op);
+        return;
+    }
+    d->finishing = NULL;
+    /* Rows name their attempt by its 1-based position in the arrays. */
+    const char **moved = oc_calloc(op->n, sizeof(char *));
+    if (err == DB_OK && moved) {
+        for (int row = 0; row < PQntuples(res); row++) {
+            long ord = strtol(PQgetvalue(res, row, 0), NULL, 10);
+            if (ord >= 1 && (size_t)ord <= op->n)
+                moved[ord - 1] = PQgetvalue(res, row, 1);
+        }
+    }
+    for (size_t i = 0; i < op->n; i++) {
+        /* A row missing from a successful answer cannot happen; if it did, the attempt's
+         * fate is unknown like a lost answer's, and it is sent again. */
+        DbError e = err == DB_OK && (!moved || !moved[i]) ? DB_E_UNAVAILABLE : err;
+        finish_result(op->items[i], e, moved ? moved[i] : NULL);
+    }
+    oc_free(moved);
+    oc_free(op);
+    if (!d->finishing)
+        flush_finishes(d);
+}
+
+/* Sends up to delivery_batch queued results as one statement. */
+static void flush_finishes(Deliverer *d)
+{
+    if (d->finishing || !d->fq_head || d->stopping)
+        return;
+    size_t n = 0;
+    for (Attempt *a = d->fq_head; a && n < d->cfg->delivery_batch; a = a->fq_next)
+        n++;
+    FinishOp *op = oc_malloc(sizeof(FinishOp) + n * sizeof(Attempt *));
+    Buf cols[9] = { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT,
+                    BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT };
+    char *vals[9] = { NULL };
+    int r = op ? 0 : -ENOMEM;
+    for (size_t c = 0; c < 9; c++)
+        buf_putc(&cols[c], '{');
+    for (size_t i = 0; op && i < n; i++) {
+        Attempt *a = d->fq_head;
+        d->fq_head = a->fq_next;
+        if (!d->fq_head)
+            d->fq_tail = NULL;
+        a->fq_next = NULL;
+        a->phase = PHASE_FINISH;
+        op->items[i] = a;
+        char attempt[16], retry[24], started[24], duration[16], status[16];
+        snprintf(attempt, sizeof(attempt), "%d", a->attempt);
+        snprintf(retry, sizeof(retry), "%" PRIu64, a->retry_in_ms);
+        snprintf(started, sizeof(started), "%" PRId64, a->started_wall_ms);
+        snprintf(duration, sizeof(duration), "%u", a->duration_ms);
+        snprintf(status, sizeof(status), "%d", a->http_status);
+        const char *v[9] = {
+            a->id, attempt, deliver_outcome_name(a->outcome),
+            a->outcome == DELIVER_RETRY ? retry : NULL, started, duration,
+            a->http_status ? status : NULL, a->error[0] ? a->error : NULL,
+            a->has_excerpt ? a->excerpt : NULL,
+        };
+        for (size_t c = 0; c < 9; c++)
+            put_array_elem(&cols[c], i == 0, v[c]);
+    }
+    size_t len;
+    for (size_t c = 0; c < 9; c++) {
+        buf_putc(&cols[c], '}');
+        if (r == 0)
+            r = buf_finish(&cols[c], &vals[c], &len);
+        buf_deinit(&cols[c]);
+    }
+    if (op) {
+        op->d = d;
+        op->n = n;
+    }
+    if (r == 0 && db_pool_query(d->pool, "deliver_finish", 9, (const char *const *)vals,
+                                on_finish, op) == 0) {
+        d->finishing = op;
+    } else if (op) {
+        for (size_t i = 0; i < n; i++) {
+            log_json(LOG_ERROR, "cannot record a delivery attempt",
+                     "\"delivery\":\"%s\",\"attempt\":%d,\"error\":\"out of memory\"",
+                     op->items[i]->id, op->items[i]->attempt);
+            attempt_release(op->items[i]); /* the lease brings the row back */
+        }
+        oc_free(op);
+    } else {
+        /* Nothing was taken off the queue: give these up to their leases, as above. */
+        for (size_t i = 0; i < n && d->fq_head; i++) {
+            Attempt *a = d->fq_head;
+            d->fq_head = a->fq_next;
+            if (!d->fq_head)
+                d->fq_tail = NULL;
+            log_json(LOG_ERROR, "cannot record a delivery attempt",
+                     "\"delivery\":\"%s\",\"attempt\":%d,\"error\":\"out of memory\"",
+                     a->id, a->attempt);
+            attempt_release(a);
+        }
+    }
+    for (size_t c = 0; c < 9; c++)
+        oc_free(vals[c]);
 }
 
 /* Builds <endpoint>/transfer/webhook and the request target signed in X-OC-Signature (the
@@ -806,6 +941,8 @@ void deliverer_free(Deliverer *d)
     }
     if (d->claim)
         d->claim->d = NULL;
+    if (d->finishing)
+        d->finishing->d = NULL;
     if (abandoned)
         log_json(LOG_INFO, "delivery worker stopped with attempts unrecorded",
                  "\"attempts\":%u", abandoned);
