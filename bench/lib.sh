@@ -6,21 +6,10 @@
 #   bench_gateway_start DIR PORT LOG       → ocgate serve in the background ($gw_pid)
 #   bench_gateway_stop                     → SIGTERM, bounded wait, then SIGKILL
 
-bench_port_in_use() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/lib/free-port.sh"
 
 bench_free_port() {
-    local candidate
-    port=
-    for _ in $(seq 50); do
-        candidate=$(( 20000 + RANDOM % 40001 ))
-        if ! bench_port_in_use "$candidate"; then
-            port=$candidate
-            return 0
-        fi
-    done
-    return 1
+    port=$(ocg_free_port)
 }
 
 bench_participants() {

@@ -29,14 +29,8 @@ wait_for() {
     for i in $(seq 1 $((${3:-15} * 10))); do grep -Eq "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
     return 1
 }
-port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-    echo 0
-}
+. "$root/tests/lib/free-port.sh"
+port() { ocg_free_port || echo 0; }
 as() { # ROLE SQL: runs SQL as ROLE in database ocgate
     psql -XAtq -v ON_ERROR_STOP=1 -U "$1" -d ocgate -c "$2"
 }

@@ -83,20 +83,9 @@ cleanup() {
 }
 trap cleanup EXIT   # replaces pgtest_start's trap; cleanup calls pgtest_stop itself
 
-# The gateway's port: random in 20000-60000, taken only if nothing answers a connect there.
-# (pgtest's PostgreSQL listens on a Unix socket only, so it never collides.)
-port_in_use() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
-port=
-for _ in $(seq 50); do
-    candidate=$(( 20000 + RANDOM % 40001 ))
-    if ! port_in_use "$candidate"; then
-        port=$candidate
-        break
-    fi
-done
-[ -n "$port" ] || bail "no free port found in 20000-60000 after 50 tries"
+# The gateway's port (pgtest's PostgreSQL listens on a Unix socket only, so it never collides).
+. "$here/lib/free-port.sh"
+port=$(ocg_free_port) || bail "no free port found after 50 tries"
 
 # Room for tests that hold many connections (hostile.js: 10,000 idle ones, on both ends):
 # raise the soft descriptor limit as far as the hard limit allows.

@@ -15,14 +15,8 @@ chmod 0755 "$tmp"
 trap 'logscan_collect quickstart "$tmp/data"; logscan_collect quickstart-keys "$tmp/data/keys"; [ -n "${OCG_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
 n=0 fails=0
 check() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi; }
-port() { # a free 127.0.0.1 port
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-    echo 0
-}
+. "$root/tests/lib/free-port.sh"
+port() { ocg_free_port || echo 0; }
 export QS_BUILD_DIR=$build QS_GATEWAY_PORT=$(port) QS_MERCHANT_PORT=$(port) QS_PG_PORT=$(port)
 
 timeout 240 bash "$root/deploy/quickstart.sh" --once --dir "$tmp/data" >"$tmp/run1" 2>&1; rc=$?

@@ -30,14 +30,8 @@ check() {
     if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi
 }
 sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-port() { # a free 127.0.0.1 port
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-    echo 0
-}
+. "$here/lib/free-port.sh"
+port() { ocg_free_port || echo 0; }
 # wait_for FILE PATTERN [SECONDS]: until FILE has a line matching PATTERN (bounded)
 wait_for() {
     local i
