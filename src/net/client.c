@@ -32,6 +32,7 @@
 
 #include "obs/log.h"
 #include "util/alloc.h"
+#include "util/ascii.h"
 #include "util/buf.h"
 
 /* Limits. The URL, headers and body we send come from our own callers; the response comes
@@ -251,26 +252,6 @@ typedef struct ParsedUrl {
     struct in6_addr v6;
 } ParsedUrl;
 
-static bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_hex(unsigned char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool is_tchar(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 /* A DNS host name: labels of letters, digits and inner hyphens, 1..63 bytes each. */
 static bool dns_name_valid(const char *h, size_t n)
 {
@@ -283,7 +264,7 @@ static bool dns_name_valid(const char *h, size_t n)
             continue;
         }
         unsigned char c = (unsigned char)h[i];
-        if (!is_alpha(c) && !is_digit(c) && !(c == '-' && label > 0))
+        if (!ascii_is_alpha(c) && !ascii_is_digit(c) && !(c == '-' && label > 0))
             return false;
         label++;
     }
@@ -300,12 +281,12 @@ static bool last_label_numeric(const char *h, size_t n)
     size_t len = (size_t)(h + n - l);
     if (len >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X')) {
         for (size_t i = 2; i < len; i++)
-            if (!is_hex((unsigned char)l[i]))
+            if (!ascii_is_hex((unsigned char)l[i]))
                 return false;
         return true;
     }
     for (size_t i = 0; i < len; i++)
-        if (!is_digit((unsigned char)l[i]))
+        if (!ascii_is_digit((unsigned char)l[i]))
             return false;
     return len > 0;
 }
@@ -369,7 +350,7 @@ static int url_parse(const char *url, ParsedUrl *u)
         if (n == 0 || n > 5)
             return -EINVAL;
         for (size_t i = 0; i < n; i++) {
-            if (!is_digit((unsigned char)port[i]))
+            if (!ascii_is_digit((unsigned char)port[i]))
                 return -EINVAL;
             v = v * 10 + (unsigned)(port[i] - '0');
         }
@@ -447,7 +428,7 @@ static int request_build(const ParsedUrl *u, const char *const *headers, const c
         if (nl == 0 || hbytes > NET_MAX_REQ_HEADER_BYTES || header_reserved(name))
             goto invalid;
         for (size_t k = 0; k < nl; k++)
-            if (!is_tchar((unsigned char)name[k]))
+            if (!ascii_is_tchar((unsigned char)name[k]))
                 goto invalid;
         for (size_t k = 0; k < vl; k++) {
             unsigned char c = (unsigned char)value[k];

@@ -12,31 +12,12 @@
 #include <strings.h>
 
 #include "util/alloc.h"
+#include "util/ascii.h"
 
 #define NET_MAX_HEAD_BYTES 16384        /* status line + headers (and, separately, trailers) */
 #define NET_MAX_RESP_HEADERS 128
 #define NET_MAX_INTERIM 4               /* 1xx responses skipped before the final one */
 #define NET_MAX_CHUNK_LINE 1024
-
-static bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_hex(unsigned char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool is_tchar(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
 
 void http_resp_init(HttpRespParser *p, size_t max_response)
 {
@@ -90,8 +71,8 @@ static bool parse_status_line(const char *s, size_t n, int *status)
 {
     if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ')
         return false;
-    if (!is_digit((unsigned char)s[9]) || !is_digit((unsigned char)s[10]) ||
-        !is_digit((unsigned char)s[11]))
+    if (!ascii_is_digit((unsigned char)s[9]) || !ascii_is_digit((unsigned char)s[10]) ||
+        !ascii_is_digit((unsigned char)s[11]))
         return false;
     int st = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
     if (st < 100 || st > 599 || (n > 12 && s[12] != ' '))
@@ -125,7 +106,7 @@ static int handle_header(HttpRespParser *p, const char *s, size_t n, bool traile
     }
     size_t nl = (size_t)(colon - s);
     for (size_t i = 0; i < nl; i++) {
-        if (!is_tchar((unsigned char)s[i])) {
+        if (!ascii_is_tchar((unsigned char)s[i])) {
             fail(p, NET_E_PROTOCOL, "malformed response header name");
             return -1;
         }
@@ -153,7 +134,7 @@ static int handle_header(HttpRespParser *p, const char *s, size_t n, bool traile
             return -1;
         }
         for (size_t i = 0; i < vl; i++) {
-            if (!is_digit((unsigned char)v[i])) {
+            if (!ascii_is_digit((unsigned char)v[i])) {
                 fail(p, NET_E_PROTOCOL, "bad Content-Length in response");
                 return -1;
             }
@@ -246,11 +227,11 @@ static int parse_chunk_size(HttpRespParser *p, const char *s, size_t n, uint64_t
 {
     size_t i = 0;
     uint64_t v = 0;
-    while (i < n && is_hex((unsigned char)s[i])) {
+    while (i < n && ascii_is_hex((unsigned char)s[i])) {
         if (i >= 15)
             goto bad; /* 2^60 is far past any limit; stops overflow */
         unsigned char c = (unsigned char)s[i];
-        v = v * 16 + (uint64_t)(is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
+        v = v * 16 + (uint64_t)(ascii_is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
         i++;
     }
     if (i == 0)
