@@ -132,8 +132,7 @@ struct AdminApi {
     DbPool *pool;
     char *password;
     size_t password_len;
-    const char *conn_keys[4];
-    const char *conn_values[4];
+    DbConnParams conn;
     pthread_t thread;
     bool running;
     uint64_t id_counter;
@@ -1169,9 +1168,6 @@ int admin_api_new(const AdminApiOptions *options, AdminApi **out, char *err, siz
         goto error;
     }
 
-    size_t k = 0;
-    api->conn_keys[k] = "dbname";
-    api->conn_values[k++] = cfg->database_url;
     if (options->db_password && *options->db_password) {
         api->password_len = strlen(options->db_password);
         api->password = oc_strndup(options->db_password, api->password_len);
@@ -1179,16 +1175,11 @@ int admin_api_new(const AdminApiOptions *options, AdminApi **out, char *err, siz
             r = fail(err, err_len, -ENOMEM, "out of memory");
             goto error;
         }
-        api->conn_keys[k] = "password";
-        api->conn_values[k++] = api->password;
     }
-    api->conn_keys[k] = "application_name";
-    api->conn_values[k++] = "ocgate-admin";
-    api->conn_keys[k] = NULL;
-    api->conn_values[k] = NULL;
+    db_conn_params_init(&api->conn, NULL, cfg->database_url, api->password, "ocgate-admin");
     DbPoolOptions po = {
-        .conn_keywords = api->conn_keys,
-        .conn_values = api->conn_values,
+        .conn_keywords = api->conn.keywords,
+        .conn_values = api->conn.values,
         .size = API_POOL_SIZE,
         .statements = admin_statements,
         .n_statements = admin_statement_count,

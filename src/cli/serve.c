@@ -26,6 +26,7 @@
 #include "http/server.h"
 #include "obs/log.h"
 #include "proto/keys.h"
+#include "store/pool.h"
 #include "store/migrate.h"
 
 #define SERVE_DIRECTORY_POLL_MS 500
@@ -56,21 +57,9 @@ static const char *key_error_text(int r)
 /* The start-up connection: blocking, with the same parameters as the pools. */
 static PGconn *connect_sync(const Config *cfg, const char *password)
 {
-    const char *keys[5], *values[5];
-    size_t k = 0;
-    keys[k] = "connect_timeout"; /* first, so that a value in the URL wins */
-    values[k++] = "10";
-    keys[k] = "dbname";
-    values[k++] = cfg->database_url;
-    if (password && *password) {
-        keys[k] = "password";
-        values[k++] = password;
-    }
-    keys[k] = "application_name";
-    values[k++] = "ocgate";
-    keys[k] = NULL;
-    values[k] = NULL;
-    return PQconnectdbParams(keys, values, 1);
+    DbConnParams conn;
+    db_conn_params_init(&conn, "10", cfg->database_url, password, "ocgate");
+    return PQconnectdbParams(conn.keywords, conn.values, 1);
 }
 
 int cli_startup(const char *prog, const char *config_path, CliStartup *st)

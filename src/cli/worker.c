@@ -114,21 +114,11 @@ int cli_worker(int argc, char **argv)
     memcpy(statements, directory_statements, directory_statement_count * sizeof(*statements));
     memcpy(statements + directory_statement_count, deliver_statements,
            deliver_statement_count * sizeof(*statements));
-    const char *keys[4], *values[4];
-    size_t k = 0;
-    keys[k] = "dbname";
-    values[k++] = cfg->database_url;
-    if (st.password[0]) {
-        keys[k] = "password";
-        values[k++] = st.password;
-    }
-    keys[k] = "application_name";
-    values[k++] = "ocgate-worker";
-    keys[k] = NULL;
-    values[k] = NULL;
+    DbConnParams conn;
+    db_conn_params_init(&conn, NULL, cfg->database_url, st.password, "ocgate-worker");
     DbPoolOptions po = {
-        .conn_keywords = keys,
-        .conn_values = values,
+        .conn_keywords = conn.keywords,
+        .conn_values = conn.values,
         .size = cfg->pool_size,
         .statements = statements,
         .n_statements = n_statements,

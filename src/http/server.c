@@ -208,8 +208,7 @@ struct HttpServer {
     size_t n_statements;
     char *password;
     size_t password_len;
-    const char *conn_keys[4];
-    const char *conn_values[4];
+    DbConnParams conn;
     /* The delivery worker (cfg->worker) on loop 0. Every loop wakes it after a settlement
      * commit; the lock keeps a wake from racing with its free at shutdown. */
     pthread_mutex_t deliverer_lock;
@@ -1620,9 +1619,6 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
            deliver_statements, deliver_statement_count * sizeof(DbStatement));
     srv->statements[srv->n_statements - 1] = metrics_statement;
 
-    size_t k = 0;
-    srv->conn_keys[k] = "dbname"; /* libpq expands a URL or conninfo given as dbname */
-    srv->conn_values[k++] = cfg->database_url;
     if (options->db_password && *options->db_password) {
         srv->password_len = strlen(options->db_password);
         srv->password = oc_strndup(options->db_password, srv->password_len);
@@ -1630,16 +1626,11 @@ int http_server_new(const HttpServerOptions *options, HttpServer **out, char *er
             r = fail(err, err_len, -ENOMEM, "out of memory");
             goto error;
         }
-        srv->conn_keys[k] = "password";
-        srv->conn_values[k++] = srv->password;
     }
-    srv->conn_keys[k] = "application_name";
-    srv->conn_values[k++] = "ocgate";
-    srv->conn_keys[k] = NULL;
-    srv->conn_values[k] = NULL;
+    db_conn_params_init(&srv->conn, NULL, cfg->database_url, srv->password, "ocgate");
     DbPoolOptions pool_options = {
-        .conn_keywords = srv->conn_keys,
-        .conn_values = srv->conn_values,
+        .conn_keywords = srv->conn.keywords,
+        .conn_values = srv->conn.values,
         .size = cfg->pool_size,
         .statements = srv->statements,
         .n_statements = srv->n_statements,

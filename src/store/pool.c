@@ -750,3 +750,23 @@ void db_pool_free(DbPool *pool)
     else
         pool_destroy(pool);
 }
+
+void db_conn_params_init(DbConnParams *p, const char *connect_timeout, const char *url,
+                         const char *password, const char *application_name)
+{
+    size_t k = 0;
+    if (connect_timeout) {
+        p->keywords[k] = "connect_timeout";
+        p->values[k++] = connect_timeout;
+    }
+    p->keywords[k] = "dbname";
+    p->values[k++] = url;
+    if (password && *password) {
+        p->keywords[k] = "password";
+        p->values[k++] = password;
+    }
+    p->keywords[k] = "application_name";
+    p->values[k++] = application_name;
+    p->keywords[k] = NULL;
+    p->values[k] = NULL;
+}

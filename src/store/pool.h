@@ -24,6 +24,20 @@ typedef struct DbStatement {
     int n_params;      /* parameter types are left to the server */
 } DbStatement;
 
+/* The libpq connection parameters every ocgate connection uses: an optional connect_timeout
+ * (first, so that one given in the URL wins), the configured URL or conninfo as "dbname"
+ * (expanded by libpq), the password when there is one, and application_name, so that
+ * pg_stat_activity shows which part of ocgate holds a connection. The arrays point at the
+ * caller's strings, which must outlive every use of them. */
+typedef struct DbConnParams {
+    const char *keywords[5];
+    const char *values[5];
+} DbConnParams;
+
+/* Fills p; connect_timeout and password may be NULL (or "" for password): left out. */
+void db_conn_params_init(DbConnParams *p, const char *connect_timeout, const char *url,
+                         const char *password, const char *application_name);
+
 typedef struct DbPoolOptions {
     const char *const *conn_keywords;   /* NULL-terminated, for PQconnectStartParams */
     const char *const *conn_values;
