@@ -2,15 +2,13 @@
 #include "admin/seal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "util/hex.h"
+#include "util/secret_file.h"
 
 #define SEAL_FILE_MAX 128
 
@@ -20,34 +18,26 @@ void seal_key_wipe(SealKey *key)
         OPENSSL_cleanse(key->key, sizeof(key->key));
 }
 
+/* A secret file's refusal as a SealCode, anything else (0, a negative errno) unchanged. */
+static int seal_file_code(int rc)
+{
+    switch (rc) {
+    case SECRET_FILE_NOT_REGULAR:
+    case SECRET_FILE_TOO_BIG:
+    case SECRET_FILE_EXISTS:
+        return SEAL_E_FILE;
+    case SECRET_FILE_LOOSE_MODE:
+        return SEAL_E_PERMISSIONS;
+    default:
+        return rc;
+    }
+}
+
 int seal_key_load_file(const char *path, SealKey *out)
 {
     char buf[SEAL_FILE_MAX + 1];
-    size_t len = 0;
-    int rc = 0;
-    /* O_NONBLOCK: a FIFO would otherwise hang the open until a writer came. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return errno == ELOOP ? SEAL_E_FILE : -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        rc = -errno;
-    else if (!S_ISREG(st.st_mode) || st.st_size > SEAL_FILE_MAX)
-        rc = SEAL_E_FILE;
-    else if (st.st_mode & 077)
-        rc = SEAL_E_PERMISSIONS;
-    while (rc == 0 && len < sizeof(buf)) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            rc = -errno;
-        else if (n == 0)
-            break;
-        else
-            len += (size_t)n;
-    }
-    close(fd);
+    size_t len;
+    int rc = seal_file_code(secret_file_read(path, buf, sizeof(buf), &len));
     if (rc == 0) {
         if (len == 2 * SEAL_KEY_LEN + 1 && buf[len - 1] == '\n')
             len--;
@@ -64,35 +54,13 @@ int seal_key_generate_file(const char *path, SealKey *out)
 {
     if (RAND_bytes(out->key, SEAL_KEY_LEN) != 1)
         return SEAL_E_CRYPTO;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int rc = errno == EEXIST ? SEAL_E_FILE : -errno;
-        seal_key_wipe(out);
-        return rc;
-    }
-    char text[2 * SEAL_KEY_LEN + 2];
+    char text[2 * SEAL_KEY_LEN + 1];
     hex_encode(out->key, SEAL_KEY_LEN, text);
     text[2 * SEAL_KEY_LEN] = '\n';
-    int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
-    size_t done = 0;
-    while (rc == 0 && done < sizeof(text) - 1) {
-        ssize_t n = write(fd, text + done, sizeof(text) - 1 - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            rc = n < 0 ? -errno : -EIO;
-        else
-            done += (size_t)n;
-    }
+    int rc = seal_file_code(secret_file_create(path, text, sizeof(text)));
     OPENSSL_cleanse(text, sizeof(text));
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc != 0) {
-        (void)unlink(path);
+    if (rc != 0)
         seal_key_wipe(out);
-    }
     return rc;
 }
 

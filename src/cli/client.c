@@ -22,6 +22,7 @@
 #include "cli/startup.h"
 #include "conf/conf.h"
 #include "util/hex.h"
+#include "util/secret_file.h"
 
 #define PROG "ocgate client"
 
@@ -104,31 +105,6 @@ static int scopes_valid(const char *csv)
     }
 }
 
-static int write_secret_file(const char *path, const char *secret)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    int r = fchmod(fd, 0600) == 0 ? 0 : -errno;
-    size_t len = strlen(secret), done = 0;
-    while (r == 0 && done < len) {
-        ssize_t n = write(fd, secret + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            r = n < 0 ? -errno : -EIO;
-        else
-            done += (size_t)n;
-    }
-    if (r == 0 && (write(fd, "\n", 1) != 1 || fsync(fd) != 0))
-        r = -EIO;
-    if (close(fd) != 0 && r == 0)
-        r = -errno;
-    if (r != 0)
-        unlink(path);
-    return r;
-}
-
 static int cmd_create(const Args *a)
 {
     if (!a->name || !*a->name || strlen(a->name) > 200)
@@ -204,7 +180,11 @@ static int cmd_create(const Args *a)
         goto out;
     }
     if (a->secret_out) {
-        r = write_secret_file(a->secret_out, secret);
+        char line[ADMIN_CLIENT_SECRET_LEN + 1];
+        memcpy(line, secret, ADMIN_CLIENT_SECRET_LEN);
+        line[ADMIN_CLIENT_SECRET_LEN] = '\n';
+        r = secret_file_create(a->secret_out, line, sizeof(line));
+        OPENSSL_cleanse(line, sizeof(line));
         if (r != 0) {
             /* Nobody holds the secret: the client must not stay usable. */
             json_t *gone = NULL;
@@ -212,7 +192,7 @@ static int cmd_create(const Args *a)
             if (admin_run(conn, ADMIN_STMT_CLIENT_REVOKE, rp, &gone, err, sizeof(err)) == 0)
                 json_decref(gone);
             fprintf(stderr, PROG ": cannot write %s (%s); client %s revoked\n", a->secret_out,
-                    r == -EEXIST ? "it exists" : strerror(-r), id);
+                    r == SECRET_FILE_EXISTS ? "it exists" : strerror(-r), id);
             status = CLI_EXIT_FAILURE;
             goto out;
         }

@@ -11,33 +11,24 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "store/pool.h"
+#include "util/secret_file.h"
 
 int cli_read_password_file(const char *path, char *out, size_t out_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int r = 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        r = -EINVAL;
-    else if (st.st_mode & 077)
-        r = -EACCES;
-    size_t got = 0;
-    while (r == 0) {
-        ssize_t n = read(fd, out + got, out_len - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            r = -EIO;
-        else if (n == 0)
-            break;
-        else if ((got += (size_t)n) == out_len - 1)
-            r = -E2BIG; /* the buffer is full, so the file may go on */
-    }
-    close(fd);
-    if (r != 0) {
-        OPENSSL_cleanse(out, out_len);
+    size_t got;
+    /* One byte is kept for the terminating NUL. */
+    int r = secret_file_read(path, out, out_len - 1, &got);
+    switch (r) {
+    case 0:
+        break;
+    case SECRET_FILE_NOT_REGULAR:
+        return -EINVAL;
+    case SECRET_FILE_LOOSE_MODE:
+        return -EACCES;
+    case SECRET_FILE_TOO_BIG:
+        return -E2BIG;
+    default:
         return r;
     }
     out[got] = '\0';
@@ -65,9 +56,9 @@ PGconn *cli_db_connect(const char *prog, int *usage_error)
             return NULL;
         }
     }
-    const char *keys[] = { "dbname", "password", "application_name", NULL };
-    const char *values[] = { url, *password ? password : NULL, "ocgate-cli", NULL };
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    DbConnParams params;
+    db_conn_params_init(&params, NULL, url, password, "ocgate-cli");
+    PGconn *conn = PQconnectdbParams(params.keywords, params.values, 1);
     OPENSSL_cleanse(password, sizeof(password));
     if (PQstatus(conn) != CONNECTION_OK) {
         fprintf(stderr, "%s: cannot connect to the database: %s", prog, PQerrorMessage(conn));

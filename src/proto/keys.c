@@ -5,14 +5,11 @@
 #include "proto/keys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -20,6 +17,7 @@
 #include <secp256k1_recovery.h>
 
 #include "util/hex.h"
+#include "util/secret_file.h"
 
 /* A key file holds 64 hex digits and maybe a newline; anything much larger is not a key
  * file, and refusing it early bounds what is read into memory. */
@@ -157,89 +155,36 @@ int key_generate(PrivateKey *out)
     return -EIO;
 }
 
+/* A secret file's refusal as a KeyCode, anything else (0, a negative errno) unchanged. */
+static int key_file_code(int rc)
+{
+    switch (rc) {
+    case SECRET_FILE_NOT_REGULAR:
+    case SECRET_FILE_TOO_BIG:
+        return KEY_E_FILE;
+    case SECRET_FILE_LOOSE_MODE:
+        return KEY_E_PERMISSIONS;
+    case SECRET_FILE_EXISTS:
+        return KEY_E_EXISTS;
+    default:
+        return rc;
+    }
+}
+
 int key_load_private_file(const char *path, PrivateKey *out)
 {
     char buf[KEY_FILE_MAX + 1];
-    size_t len = 0;
-    int rc;
-
-    /* O_NOFOLLOW: a symlink could point the service at any file it can read. O_NONBLOCK:
-     * opening a FIFO for reading would otherwise hang until a writer appears; it has no
-     * effect on the regular files that get past fstat. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        rc = errno == ELOOP ? KEY_E_FILE : -errno;
-        goto fail;
+    size_t len;
+    int rc = key_file_code(secret_file_read(path, buf, sizeof(buf), &len));
+    if (rc != 0) {
+        key_private_wipe(out);
+        return rc;
     }
-
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        goto fail_close;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = KEY_E_FILE;
-        goto fail_close;
-    }
-    /* Judged before reading, so a key that others could already see is never used, even
-     * once, and the operator has to fix the mode. */
-    if (st.st_mode & 077) {
-        rc = KEY_E_PERMISSIONS;
-        goto fail_close;
-    }
-    if (st.st_size > KEY_FILE_MAX) {
-        rc = KEY_E_FILE;
-        goto fail_close;
-    }
-
-    /* Read until EOF even though st_size said how much: the file may change under us, and
-     * one byte past the limit is enough to tell it grew. */
-    while (len < sizeof(buf)) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            goto fail_close;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    if (len > KEY_FILE_MAX) {
-        rc = KEY_E_FILE;
-        goto fail;
-    }
-
     if (len == KEY_HEX_LEN + 1 && buf[KEY_HEX_LEN] == '\n')
         len = KEY_HEX_LEN;
     rc = key_parse_private(buf, len, out);
     OPENSSL_cleanse(buf, sizeof(buf));
     return rc;
-
-fail_close:
-    close(fd);
-fail:
-    OPENSSL_cleanse(buf, sizeof(buf));
-    key_private_wipe(out);
-    return rc;
-}
-
-/* Writes all len bytes, retrying short writes and EINTR. Returns 0 or a negative errno. */
-static int key_write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 int key_generate_file(const char *path, PrivateKey *out)
@@ -249,35 +194,13 @@ int key_generate_file(const char *path, PrivateKey *out)
     if (rc != 0)
         return rc;
 
-    /* O_EXCL also refuses a dangling symlink at path, so nothing is created through one. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = errno == EEXIST ? KEY_E_EXISTS : -errno;
-        key_private_wipe(out);
-        return rc;
-    }
-
-    char text[KEY_HEX_LEN + 2];
+    char text[KEY_HEX_LEN + 1];
     hex_encode(out->secret, 32, text);
     text[KEY_HEX_LEN] = '\n';
-    text[KEY_HEX_LEN + 1] = '\0';
-
-    /* The umask can only take bits away, but a umask such as 0277 would leave a key its
-     * owner cannot read; fchmod sets exactly 0600 whatever the umask was. */
-    if (fchmod(fd, 0600) != 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = key_write_all(fd, text, KEY_HEX_LEN + 1);
+    rc = key_file_code(secret_file_create(path, text, sizeof(text)));
     OPENSSL_cleanse(text, sizeof(text));
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc != 0) {
-        /* A half-written key file must not be mistaken for a key later. */
-        (void)unlink(path);
+    if (rc != 0)
         key_private_wipe(out);
-    }
     return rc;
 }
 
