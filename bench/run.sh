@@ -155,12 +155,19 @@ for c in $clients; do
     grep '^check .*FAILED' "$dir/out/loadgen-c$c.out" >&2 || true
     res[$c]=$(grep '^ocgate-bench ' "$dir/out/loadgen-c$c.out" || echo "ocgate-bench failed")
     echo "${res[$c]}" >&2
-    # What ocgate sent to PostgreSQL while this run lasted, and the claim batch it reached.
+    # What ocgate sent to PostgreSQL while this run lasted (creates included), and the claim
+    # batch it reached. The second file ranks every statement, nested ones too (track=all),
+    # by server time: where PostgreSQL's share of the CPU goes.
     psql -XAq -c "SELECT calls, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
                     FROM pg_stat_statements
                    WHERE query ~ 'oc_(settle_proof|delivery_claim|delivery_finish|payment_create|nonce)'
                    ORDER BY calls DESC" >"$dir/out/statements-c$c.txt"
     sed 's/^/bench:   /' "$dir/out/statements-c$c.txt" >&2
+    psql -XAq -c "SELECT calls, round(total_exec_time) AS total_ms,
+                         round((total_exec_time / calls)::numeric, 3) AS mean_ms,
+                         left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS query
+                    FROM pg_stat_statements WHERE calls > 0
+                   ORDER BY total_exec_time DESC LIMIT 30" >"$dir/out/statement-times-c$c.txt"
     batch[$c]=$(sql "SELECT greatest(1, round(sum(rows)::numeric / nullif(sum(calls), 0)))
                        FROM pg_stat_statements
                       WHERE query LIKE '%oc_delivery_claim(%' AND rows > 0" || true)
