@@ -1,7 +1,8 @@
 /* Outbound HTTP(S) client (client.h): one state machine per request — URL check, evdns
  * lookup, SSRF filter on every address, non-blocking TCP connect to the checked address,
- * optional TLS through bufferevent_openssl, then a raw HTTP/1.1 exchange with
- * "Connection: close" and a small bounded response parser. We speak HTTP ourselves rather
+ * optional TLS through bufferevent_openssl, then a raw HTTP/1.1 exchange and a small bounded
+ * response parser. A connection whose response allows it is kept for the next request to
+ * the same scheme, host and port (see "idle connections" below). We speak HTTP ourselves rather
  * than through evhttp's client because evhttp re-resolves and reconnects on its own, folds
  * TCP, TLS and timeout failures into one callback and has subtle ownership rules; here every
  * failure maps to exactly one NetError and nothing outlives the request. */
@@ -46,6 +47,17 @@
 #define NET_MAX_ADDRS 8                 /* allowed addresses tried per request */
 #define NET_READ_HIGH_WATER 65536
 
+/* Idle connections. Opening and closing one TCP connection per notification cost the
+ * delivery thread 39 % of its CPU at 64 clients (README, "Performance"). A kept connection
+ * is dropped after NET_IDLE_MS unused (under the 5 s keep-alive timeout of Node's HTTP
+ * server, so we rarely race a server closing it), after NET_CONN_MAX_AGE_MS (so that DNS
+ * changes and the SSRF guard take effect within a minute) or NET_CONN_MAX_USES requests. */
+#define NET_IDLE_MS 4000u
+#define NET_CONN_MAX_AGE_MS 60000u
+#define NET_CONN_MAX_USES 1000u
+#define NET_IDLE_PER_HOST 32u
+#define NET_IDLE_MAX 256u
+
 #define NET_DEFAULT_CONNECT_MS 10000u
 #define NET_DEFAULT_TOTAL_MS 30000u
 #define NET_MAX_TIMEOUT_MS 600000u
@@ -64,6 +76,21 @@ typedef enum ReqState {
 } ReqState;
 
 typedef struct HttpRequest HttpRequest;
+
+/* A connection kept after a complete response, waiting for the next request to its
+ * (tls, host, port). Its bufferevent's callbacks drop it if the server closes it, sends
+ * anything, or it stays unused for NET_IDLE_MS. */
+typedef struct IdleConn {
+    HttpClient *client;
+    struct IdleConn *prev, *next;   /* client->idle, most recently parked first */
+    bool tls;
+    char host[NET_MAX_HOST + 1];
+    uint16_t port;
+    char peer[INET6_ADDRSTRLEN + 8];
+    struct bufferevent *bev;
+    uint64_t born_us;
+    unsigned uses;
+} IdleConn;
 
 /* The argument of one evdns_getaddrinfo. libevent calls back exactly once per lookup, maybe
  * after the request stopped waiting (timeout, cancel), so the lookup lives on its own and
@@ -93,6 +120,8 @@ struct HttpClient {
      * lookup has been answered and one more loop pass (settle) has run. */
     DnsLookup *lookups;       /* not yet answered */
     bool dns_busy;            /* a lookup was answered since the last settle pass */
+    IdleConn *idle;           /* kept connections, most recently parked first */
+    size_t n_idle;
     bool zombie;              /* http_client_free has run */
     struct event *settle;
 };
@@ -125,6 +154,10 @@ struct HttpRequest {
     int last_errno;
     char peer[INET6_ADDRSTRLEN + 8]; /* address being tried, for error texts */
     struct bufferevent *bev;
+    bool reused;                 /* bev came from the idle list */
+    bool fresh_only;             /* a kept connection failed: open a new one */
+    uint64_t conn_born_us;       /* when bev's connection was opened */
+    unsigned conn_uses;          /* requests bev has carried, this one included */
 
     HttpRespParser resp;
 
@@ -135,6 +168,9 @@ struct HttpRequest {
 
 static void req_start(HttpRequest *req);
 static void conn_next(HttpRequest *req);
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void req_complete(HttpRequest *req, NetError err, const char *fmt, ...) OC_PRINTF(3, 4);
 
 static uint64_t mono_us(void)
 {
@@ -417,8 +453,7 @@ static int request_build(const ParsedUrl *u, const char *const *headers, const c
         buf_puts(&b, u->host);
     if (u->port_given && u->port != (u->tls ? 443 : 80))
         buf_printf(&b, ":%u", (unsigned)u->port);
-    buf_printf(&b, "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                   "Connection: close\r\n", len);
+    buf_printf(&b, "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n", len);
     for (size_t i = 0; headers && headers[i]; i += 2) {
         const char *name = headers[i], *value = headers[i + 1];
         if (!value || ++hcount > NET_MAX_REQ_HEADERS)
@@ -532,9 +567,146 @@ static void req_release_net(HttpRequest *req)
         event_del(req->total_timer);
 }
 
-/* Fixes the result and schedules its delivery; the first result wins. */
-static void req_complete(HttpRequest *req, NetError err, const char *fmt, ...) OC_PRINTF(3, 4);
+/* ---- idle connections ---------------------------------------------------------------- */
 
+static bool idle_matches(const IdleConn *ic, const HttpRequest *req)
+{
+    return ic->tls == req->tls && ic->port == req->port && strcmp(ic->host, req->host) == 0;
+}
+
+static void idle_unlink(IdleConn *ic)
+{
+    HttpClient *c = ic->client;
+    if (ic->prev)
+        ic->prev->next = ic->next;
+    else
+        c->idle = ic->next;
+    if (ic->next)
+        ic->next->prev = ic->prev;
+    ic->prev = ic->next = NULL;
+    c->n_idle--;
+}
+
+static void idle_drop(IdleConn *ic)
+{
+    idle_unlink(ic);
+    bufferevent_free(ic->bev);
+    oc_free(ic);
+}
+
+/* A server has nothing to say on a connection we are not using: whatever came (an error
+ * page, a close notice) makes it unusable. */
+static void on_idle_read(struct bufferevent *bev, void *arg)
+{
+    idle_drop(arg);
+}
+
+/* Closed by the server, failed, or unused for NET_IDLE_MS. */
+static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+{
+    idle_drop(arg);
+}
+
+static bool conn_too_old(uint64_t born_us, unsigned uses)
+{
+    return uses >= NET_CONN_MAX_USES || mono_us() - born_us >= NET_CONN_MAX_AGE_MS * 1000ull;
+}
+
+/* Keeps req's connection for a later request to the same place, after a complete response
+ * that allows it. On success req->bev is NULL; otherwise nothing changed. */
+static bool idle_park(HttpRequest *req)
+{
+    HttpClient *c = req->client;
+    struct bufferevent *bev = req->bev;
+    if (c->closing || !bev || conn_too_old(req->conn_born_us, req->conn_uses) ||
+        evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return false;
+    size_t same = 0;
+    IdleConn *oldest = NULL;
+    for (IdleConn *ic = c->idle; ic; ic = ic->next) {
+        if (idle_matches(ic, req))
+            same++;
+        oldest = ic;
+    }
+    if (same >= NET_IDLE_PER_HOST)
+        return false;
+    IdleConn *ic = oc_calloc(1, sizeof(*ic));
+    if (!ic)
+        return false;
+    struct timeval idle_tv = ms_tv(NET_IDLE_MS);
+    if (bufferevent_set_timeouts(bev, &idle_tv, NULL) < 0) {
+        oc_free(ic);
+        return false;
+    }
+    if (c->n_idle >= NET_IDLE_MAX && oldest)
+        idle_drop(oldest);
+    ic->client = c;
+    ic->tls = req->tls;
+    memcpy(ic->host, req->host, sizeof(ic->host));
+    ic->port = req->port;
+    memcpy(ic->peer, req->peer, sizeof(ic->peer));
+    ic->bev = bev;
+    ic->born_us = req->conn_born_us;
+    ic->uses = req->conn_uses;
+    bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, ic);
+    ic->next = c->idle;
+    if (c->idle)
+        c->idle->prev = ic;
+    c->idle = ic;
+    c->n_idle++;
+    req->bev = NULL;
+    return true;
+}
+
+/* Sends req on a kept connection to its (tls, host, port), if there is one. */
+static bool req_reuse(HttpRequest *req)
+{
+    HttpClient *c = req->client;
+    IdleConn *ic = c->idle;
+    while (ic && !idle_matches(ic, req))
+        ic = ic->next;
+    if (!ic)
+        return false;
+    idle_unlink(ic);
+    req->bev = ic->bev;
+    req->conn_born_us = ic->born_us;
+    req->conn_uses = ic->uses + 1;
+    memcpy(req->peer, ic->peer, sizeof(req->peer));
+    oc_free(ic);
+    req->reused = true;
+    req->state = RS_EXCHANGE;
+    event_del(req->connect_timer);
+    (void)bufferevent_set_timeouts(req->bev, NULL, NULL);
+    bufferevent_setcb(req->bev, on_read, NULL, on_event, req);
+    /* req->out stays until the end: it is sent again if this connection turns out dead. */
+    if (bufferevent_write(req->bev, req->out, req->out_len) < 0)
+        req_complete(req, NET_E_PROTOCOL, "out of memory");
+    return true;
+}
+
+/* The kept connection closed (or reset) before a byte of the answer came: the server had
+ * closed it while idle, so it never saw the request. Starts over on a new connection, once;
+ * a server that does read the request and then closes is told again, which the receiver
+ * deduplicates by X-OC-Delivery-Id like any other retry. */
+static void req_retry_fresh(HttpRequest *req)
+{
+    HttpClient *c = req->client;
+    bufferevent_free(req->bev);
+    req->bev = NULL;
+    req->reused = false;
+    req->fresh_only = true;
+    http_resp_deinit(&req->resp);
+    http_resp_init(&req->resp, c->max_response);
+    struct timeval ctv = ms_tv(c->connect_timeout_ms);
+    if (evtimer_add(req->connect_timer, &ctv) < 0) {
+        req_complete(req, NET_E_CONNECT, "out of memory");
+        return;
+    }
+    req->state = RS_START;
+    event_active(req->step, EV_TIMEOUT, 1);
+}
+
+/* Fixes the result and schedules its delivery; the first result wins. */
 static void req_complete(HttpRequest *req, NetError err, const char *fmt, ...)
 {
     if (req->state == RS_DONE)
@@ -623,8 +795,11 @@ static void on_total_timeout(evutil_socket_t fd, short what, void *arg)
 static void resp_feed(HttpRequest *req, struct evbuffer *in, bool eof)
 {
     int r = http_resp_feed(&req->resp, in, eof);
-    if (r > 0)
+    if (r > 0) {
+        if (!eof && http_resp_keep_alive(&req->resp) && evbuffer_get_length(in) == 0)
+            (void)idle_park(req);
         req_complete(req, NET_OK, NULL);
+    }
     else if (r < 0)
         req_complete(req, req->resp.error, "%s", req->resp.error_text);
 }
@@ -700,6 +875,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
     if (req->state != RS_EXCHANGE)
         return;
+    if (req->reused && !req->resp.got_bytes && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+        evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+        req_retry_fresh(req);
+        return;
+    }
     if (what & BEV_EVENT_EOF) {
         resp_feed(req, bufferevent_get_input(bev), true);
         return;
@@ -725,6 +905,8 @@ static void conn_established(HttpRequest *req)
     HttpClient *c = req->client;
     int fd = req->fd;
     int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    req->conn_born_us = mono_us();
+    req->conn_uses = 1;
 
     if (!req->tls) {
         req->bev = bufferevent_socket_new(c->base, fd, opts);
@@ -922,6 +1104,8 @@ static void on_dns(int result, struct evutil_addrinfo *res, void *arg)
 static void req_start(HttpRequest *req)
 {
     HttpClient *c = req->client;
+    if (!req->fresh_only && req_reuse(req))
+        return;
     if (req->kind != HOST_NAME) {
         /* An address literal needs no lookup, but passes the same guard. */
         struct sockaddr *sa = (struct sockaddr *)&req->addrs[0];
@@ -1127,6 +1311,8 @@ void http_client_free(HttpClient *client)
         req_complete(req, NET_E_CANCELLED, "cancelled: the client was shut down");
         req_deliver(req);
     }
+    while (client->idle)
+        idle_drop(client->idle);
     for (DnsLookup *lk = client->lookups, *next; lk; lk = next) {
         next = lk->next;
         lookup_cancel(lk);

@@ -67,7 +67,7 @@ static int next_line(struct evbuffer *in, size_t max, const char **line, size_t 
     return 1;
 }
 
-static bool parse_status_line(const char *s, size_t n, int *status)
+static bool parse_status_line(const char *s, size_t n, int *status, bool *http11)
 {
     if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ')
         return false;
@@ -83,7 +83,24 @@ static bool parse_status_line(const char *s, size_t n, int *status)
             return false;
     }
     *status = st;
+    *http11 = s[7] == '1';
     return true;
+}
+
+/* Whether a Connection header value lists the token "close" (RFC 9110, 7.6.1). */
+static bool lists_close(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ',' || v[i] == ' ' || v[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i - start == 5 && strncasecmp(v + start, "close", 5) == 0)
+            return true;
+    }
+    return false;
 }
 
 static bool name_is(const char *name, size_t n, const char *want)
@@ -155,6 +172,9 @@ static int handle_header(HttpRespParser *p, const char *s, size_t n, bool traile
             return -1;
         }
         p->chunked = true;
+    } else if (name_is(s, nl, "connection")) {
+        if (lists_close(v, vl))
+            p->conn_close = true;
     } else if (name_is(s, nl, "retry-after") && !p->retry_after) {
         p->retry_after = oc_strndup(v, vl);
         if (!p->retry_after) {
@@ -175,7 +195,7 @@ static int headers_done(HttpRespParser *p)
             fail(p, NET_E_PROTOCOL, "unexpected interim response %d", p->status);
             return -1;
         }
-        p->has_length = p->chunked = false;
+        p->has_length = p->chunked = p->conn_close = false;
         p->header_count = 0;
         oc_free(p->retry_after);
         p->retry_after = NULL;
@@ -194,6 +214,7 @@ static int headers_done(HttpRespParser *p)
         p->ps = p->length ? HRS_BODY_LENGTH : HRS_DONE;
     } else {
         p->ps = HRS_BODY_EOF; /* delimited by the server closing the connection */
+        p->eof_framed = true;
     }
     return 0;
 }
@@ -282,7 +303,7 @@ int http_resp_feed(HttpRespParser *p, struct evbuffer *in, bool eof)
             }
             p->head_bytes += used;
             if (p->ps == HRS_STATUS) {
-                if (!parse_status_line(line, n, &p->status)) {
+                if (!parse_status_line(line, n, &p->status, &p->http11)) {
                     fail(p, NET_E_PROTOCOL, "malformed response status line");
                     return -1;
                 }
@@ -379,4 +400,9 @@ need_more:
         return -1;
     }
     return 0;
+}
+
+bool http_resp_keep_alive(const HttpRespParser *p)
+{
+    return p->ps == HRS_DONE && p->http11 && !p->conn_close && !p->eof_framed;
 }

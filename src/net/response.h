@@ -32,6 +32,9 @@ typedef struct HttpRespParser {
     HttpRespState ps;
     int status;                   /* the final response's status once past its status line */
     bool has_length, chunked, got_bytes;
+    bool http11;                  /* the final response's status line says HTTP/1.1 */
+    bool conn_close;              /* its Connection header lists "close" */
+    bool eof_framed;              /* its body ran to the end of the connection */
     uint64_t length, remaining;
     size_t head_bytes;
     unsigned header_count, interim;
@@ -54,3 +57,8 @@ void http_resp_deinit(HttpRespParser *p);
  * p->error (NET_E_PROTOCOL or NET_E_TOO_LARGE) and p->error_text say why. After 1 or -1
  * further calls return the same result and consume nothing. */
 OC_MUST_CHECK int http_resp_feed(HttpRespParser *p, struct evbuffer *in, bool eof);
+
+/* After http_resp_feed returned 1: whether the connection may carry another request — an
+ * HTTP/1.1 response, framed by its length or chunks rather than by the connection's end,
+ * without "Connection: close". The caller must also check that nothing followed it. */
+bool http_resp_keep_alive(const HttpRespParser *p);

@@ -368,7 +368,11 @@ static void server_stop(Server *s)
 
 /* ---- raw scripted TCP server --------------------------------------------------------- */
 
-typedef enum RawMode { RAW_CLOSE, RAW_KEEP, RAW_HANG, RAW_TRICKLE, RAW_DELAY } RawMode;
+/* RAW_KEEP answers and reads the connection's next request; RAW_KEEP_ONCE answers the
+ * first request of a connection and closes it, unanswered, on the next. */
+typedef enum RawMode {
+    RAW_CLOSE, RAW_KEEP, RAW_KEEP_ONCE, RAW_HANG, RAW_TRICKLE, RAW_DELAY
+} RawMode;
 
 typedef struct RawScript {
     const char *path;
@@ -426,6 +430,11 @@ static const RawScript scripts[] = {
     { "/switch", RAW_CLOSE, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", 0 },
     { "/eof-big", RAW_CLOSE, eof_big, 0 },
     { "/reset", RAW_HANG, "", 0 }, /* closed with RST right away, see raw_respond */
+    { "/ka", RAW_KEEP, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nka", 0 },
+    { "/ka-close", RAW_KEEP,
+      "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nkc", 0 },
+    { "/ka-10", RAW_KEEP, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nk0", 0 },
+    { "/ka-once", RAW_KEEP_ONCE, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nk1", 0 },
 };
 
 typedef struct RawConn {
@@ -434,12 +443,14 @@ typedef struct RawConn {
     const RawScript *script;
     size_t trickled;
     bool close_after_write;
+    unsigned answered;
     struct RawConn *prev, *next;
 } RawConn;
 
 static struct evconnlistener *raw_listener;
 static int raw_port;
 static int raw_accepts;
+static int raw_open;
 static RawConn *raw_conns;
 
 static void raw_free(RawConn *c)
@@ -454,6 +465,7 @@ static void raw_free(RawConn *c)
         event_free(c->timer);
     bufferevent_free(c->bev);
     free(c);
+    raw_open--;
 }
 
 static void raw_tick(evutil_socket_t fd, short what, void *arg)
@@ -495,6 +507,7 @@ static void raw_respond(RawConn *c, const RawScript *s)
         return;
     }
     bufferevent_write(c->bev, s->response, len);
+    c->answered++;
     c->close_after_write = s->mode == RAW_CLOSE;
 }
 
@@ -502,7 +515,13 @@ static void raw_read(struct bufferevent *bev, void *arg)
 {
     RawConn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    if (c->script) { /* answered already: ignore anything else */
+    if (c->script && c->script->mode == RAW_KEEP_ONCE) { /* the next request: hang up */
+        raw_free(c);
+        return;
+    }
+    if (c->script && c->script->mode == RAW_KEEP) {
+        c->script = NULL;
+    } else if (c->script) { /* answered already: ignore anything else */
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
@@ -554,6 +573,7 @@ static void raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
 {
     RawConn *c = calloc(1, sizeof(*c));
     raw_accepts++;
+    raw_open++;
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(c->bev, raw_read, raw_write, raw_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -913,7 +933,7 @@ static void test_plain(HttpClient *c)
     char clen[32];
     snprintf(clen, sizeof(clen), "%zu", sizeof(body) - 1);
     CHECK_STR(echo.clen, clen, "Content-Length");
-    CHECK_STR(echo.conn, "close", "Connection: close");
+    CHECK_STR(echo.conn, "(none)", "no Connection header (HTTP/1.1: the connection may be kept)");
     CHECK_STR(echo.delivery, "42", "extra header X-OC-Delivery-Id");
     CHECK_STR(echo.custom, "a b\tc:d;e=\"f\"", "extra header value byte-exact");
     CHECK_BYTES(echo.body, echo.body_len, body, sizeof(body) - 1, "request body byte-exact");
@@ -1054,6 +1074,95 @@ static void test_raw(HttpClient *c)
     Call r = fetch(c, url);
     CHECK_INT(r.status, 429, "raw 429");
     CHECK_STR(r.retry_after, "30", "Retry-After value trimmed");
+}
+
+static bool no_raw_conn_open(void *arg)
+{
+    return raw_open == 0;
+}
+
+/* Kept connections: reused for the same host and port, never after a response that forbids
+ * it, dropped when idle, and a kept connection the server hung up on is replaced without the
+ * caller noticing. A client of its own, so that no other test's connections are counted. */
+static void test_keepalive(void)
+{
+    HttpClient *c = new_client(true, true, 2000, 3000);
+    char url[128];
+    if (!c) {
+        CHECK(false, "keep-alive client created");
+        return;
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ka", raw_port);
+    int accepts = raw_accepts;
+    for (int i = 0; i < 5; i++) {
+        Call r = fetch(c, url);
+        CHECK_ERR(r, NET_OK, "keep-alive request");
+        CHECK_BYTES(r.body_null ? "" : r.body, r.body_len, "ka", 2, "keep-alive body %d", i + 1);
+    }
+    CHECK_INT(raw_accepts - accepts, 1, "five requests in a row share one connection");
+
+    /* Two at once need two connections; both are kept and reused afterwards. */
+    accepts = raw_accepts;
+    Call pair[2];
+    memset(pair, 0, sizeof(pair));
+    CHECK_INT(post(c, url, NULL, "{}", 2, &pair[0]), 0, "first of a pair posted");
+    CHECK_INT(post(c, url, NULL, "{}", 2, &pair[1]), 0, "second of a pair posted");
+    Calls both = { pair, 2 };
+    run_until(calls_done, &both, WAIT_MS);
+    CHECK_ERR(pair[0], NET_OK, "pair 1");
+    CHECK_ERR(pair[1], NET_OK, "pair 2");
+    memset(pair, 0, sizeof(pair));
+    CHECK_INT(post(c, url, NULL, "{}", 2, &pair[0]), 0, "first of a second pair posted");
+    CHECK_INT(post(c, url, NULL, "{}", 2, &pair[1]), 0, "second of a second pair posted");
+    run_until(calls_done, &both, WAIT_MS);
+    CHECK(pair[0].err == NET_OK && pair[1].err == NET_OK, "second pair answered");
+    CHECK_INT(raw_accepts - accepts, 1, "a pair opens one more connection, then reuses both");
+
+    static const struct {
+        const char *path, *why;
+    } not_kept[] = {
+        { "/ka-close", "Connection: close (listed with other tokens, any case)" },
+        { "/ka-10", "an HTTP/1.0 response" },
+        { "/eof-body", "a body ended by the connection's end" },
+    };
+    for (size_t i = 0; i < OC_ARRAY_LEN(not_kept); i++) {
+        /* A client with no kept connection yet, so that the first request opens one. */
+        HttpClient *once = new_client(true, true, 2000, 3000);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", raw_port, not_kept[i].path);
+        accepts = raw_accepts;
+        Call a = fetch(once, url);
+        Call b = fetch(once, url);
+        CHECK(a.err == NET_OK && b.err == NET_OK, "%s answered twice", not_kept[i].path);
+        CHECK_INT(raw_accepts - accepts, 2, "not kept after %s", not_kept[i].why);
+        http_client_free(once);
+    }
+
+    /* The server hangs up on the kept connection when the next request comes: the request
+     * is sent again on a new connection and succeeds; the caller sees one answer. */
+    HttpClient *fresh = new_client(true, true, 2000, 3000);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ka-once", raw_port);
+    accepts = raw_accepts;
+    Call first = fetch(fresh, url);
+    Call again = fetch(fresh, url);
+    CHECK_ERR(first, NET_OK, "first request on a connection the server keeps once");
+    CHECK_ERR(again, NET_OK, "the next request, after the server hung up on the kept "
+                             "connection");
+    CHECK_BYTES(again.body_null ? "" : again.body, again.body_len, "k1", 2,
+                "its answer came on the new connection");
+    CHECK_INT(raw_accepts - accepts, 2, "exactly one new connection for it");
+    http_client_free(fresh);
+
+    /* Unused connections are closed by the client after NET_IDLE_MS (4 s). */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ka", raw_port);
+    Call last = fetch(c, url);
+    CHECK_ERR(last, NET_OK, "a request that leaves a kept connection");
+    CHECK(raw_open >= 1, "the server sees the kept connection open (%d)", raw_open);
+    uint64_t t0 = now_ms();
+    run_until(no_raw_conn_open, NULL, 7000);
+    uint64_t waited = now_ms() - t0;
+    CHECK_INT(raw_open, 0, "every kept connection closed by the client once idle");
+    CHECK(waited >= 3000, "not before the idle time (%llu ms)", (unsigned long long)waited);
+    http_client_free(c);
 }
 
 static void check_timeout(Call *r, const char *what, unsigned limit_ms)
@@ -1356,6 +1465,7 @@ int main(int argc, char **argv)
     test_bad_arguments(local);
     test_plain(local);
     test_raw(local);
+    test_keepalive();
     test_timeouts(fast);
     test_tls(local, noca);
     test_ssrf(strict, local);
