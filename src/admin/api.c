@@ -1216,6 +1216,7 @@ void admin_api_address(const AdminApi *api, char *out, size_t out_len)
 static void *api_thread(void *arg)
 {
     AdminApi *api = arg;
+    (void)pthread_setname_np(pthread_self(), "ocgate-admin");
     event_base_loop(api->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }

@@ -1286,6 +1286,14 @@ static void *loop_main(void *arg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* Named, so that top -H, perf and /proc tell the request loops from the delivery loop
+     * (at most 15 characters). */
+    char name[16];
+    if (loop->serves_http)
+        snprintf(name, sizeof(name), "ocgate-http%u", loop->index);
+    else
+        snprintf(name, sizeof(name), "ocgate-deliver");
+    (void)pthread_setname_np(pthread_self(), name);
     event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
