@@ -267,6 +267,10 @@ static const KeyDef keys[] = {
           "How long a failing merchant is skipped before one trial attempt is let through, 1s "
           "to 1h."),
       UNS(delivery_breaker_cooldown_s), .min = 1, .max = 3600 },
+    { KEY(delivery_attempt_retention, DELIVERY_ATTEMPT_RETENTION, KT_SECONDS, "90d", false,
+          "How long the record of each delivery attempt is kept before the worker deletes it, "
+          "1d to 3650d; the deliveries themselves are kept for ever."),
+      UNS(delivery_attempt_retention_s), .min = SECONDS_PER_DAY, .max = 3650 * SECONDS_PER_DAY },
     { KEY(delivery_ca_file, DELIVERY_CA_FILE, KT_PATH, "", false,
           "PEM bundle of the certificate authorities trusted for https:// merchant endpoints; "
           "unset means the system's trust store."),

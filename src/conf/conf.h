@@ -56,6 +56,7 @@ typedef struct Config {
     size_t delivery_max_response;   /* bytes of a merchant's answer kept */
     unsigned delivery_lease_s;      /* a claim's lease; longer than delivery_timeout_ms */
     unsigned delivery_poll_ms;
+    unsigned delivery_attempt_retention_s; /* attempts older than this are deleted */
     unsigned delivery_batch;        /* rows per claim */
     unsigned delivery_concurrency;  /* attempts in flight per worker */
     unsigned delivery_per_merchant; /* attempts in flight per merchant and worker */

@@ -37,6 +37,9 @@
 #define DELIVER_MAX_TRACKED 65536     /* merchants with breaker state kept in memory */
 #define DELIVER_FINISH_TRIES 3        /* a finish lost to a database hiccup is sent again */
 #define DELIVER_FINISH_RETRY_MS 1000
+#define DELIVER_PRUNE_INTERVAL_S 60   /* how often old attempt records are looked for */
+#define DELIVER_PRUNE_BATCH 10000     /* attempt records deleted per statement, at most */
+#define DELIVER_PRUNE_ROUNDS 10       /* statements per interval while full batches come back */
 
 const DbStatement deliver_statements[] = {
     { "deliver_claim",
@@ -51,6 +54,8 @@ const DbStatement deliver_statements[] = {
       "$6::integer[], $7::integer[], $8::text[], $9::text[]) WITH ORDINALITY "
       "AS t(id, attempt, outcome, retry_ms, started_ms, duration_ms, http_status, error, "
       "excerpt, ord) ORDER BY t.id, t.attempt", 9 },
+    /* Retention (migrations/0008): how many attempt records older than $1 s went. */
+    { "deliver_prune", "SELECT oc_delivery_prune($1::bigint, $2::integer)", 2 },
 };
 const size_t deliver_statement_count = OC_ARRAY_LEN(deliver_statements);
 
@@ -112,6 +117,11 @@ typedef struct ClaimOp {
     Deliverer *d;
 } ClaimOp;
 
+/* The retention statement in flight; d is cleared if the worker is freed first. */
+typedef struct PruneOp {
+    Deliverer *d;
+} PruneOp;
+
 struct Deliverer {
     struct event_base *base;
     DbPool *pool;
@@ -123,6 +133,10 @@ struct Deliverer {
     struct event *poll_ev;
     struct event *wake_ev;
     struct event *due_ev;
+    struct event *prune_ev;
+    PruneOp *prune;            /* retention statement in flight */
+    unsigned prune_rounds;     /* statements run in this interval */
+    uint64_t pruned;           /* attempt records deleted in this interval */
     uint64_t due_at_ms;        /* monotonic time due_ev fires; 0 = not armed */
     ClaimOp *claim;
     unsigned claim_limit;
@@ -858,6 +872,77 @@ static void on_due(evutil_socket_t fd, short what, void *arg)
     try_claim(d);
 }
 
+/* ---- retention ---- */
+
+static void prune_run(Deliverer *d);
+
+static void prune_done(Deliverer *d)
+{
+    if (d->pruned > 0)
+        log_json(LOG_INFO, "delivery attempts pruned",
+                 "\"records\":%" PRIu64 ",\"older_than_s\":%u", d->pruned,
+                 d->cfg->delivery_attempt_retention_s);
+    d->pruned = 0;
+    d->prune_rounds = 0;
+}
+
+static void on_prune(void *userdata, DbError err, const PGresult *res)
+{
+    PruneOp *op = userdata;
+    Deliverer *d = op->d;
+    oc_free(op);
+    if (!d)
+        return;
+    d->prune = NULL;
+    if (err != DB_OK) {
+        /* The next interval tries again; a sick database is reported by the claims. */
+        log_json(LOG_WARN, "cannot prune delivery attempts", "\"db_error\":%d", (int)err);
+        prune_done(d);
+        return;
+    }
+    long deleted = PQntuples(res) == 1 ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    if (deleted > 0)
+        d->pruned += (uint64_t)deleted;
+    /* Something went, so more old records may wait behind: continue at once, but within a
+     * bound so one interval never turns into a long stream of deletes. */
+    if (deleted > 0 && d->prune_rounds < DELIVER_PRUNE_ROUNDS && !d->stopping)
+        prune_run(d);
+    else
+        prune_done(d);
+}
+
+static void prune_run(Deliverer *d)
+{
+    PruneOp *op = oc_calloc(1, sizeof(*op));
+    if (!op) {
+        log_json(LOG_ERROR, "cannot prune delivery attempts", "\"error\":\"out of memory\"");
+        prune_done(d);
+        return;
+    }
+    char keep[24], limit[16];
+    snprintf(keep, sizeof(keep), "%u", d->cfg->delivery_attempt_retention_s);
+    snprintf(limit, sizeof(limit), "%d", DELIVER_PRUNE_BATCH);
+    const char *params[2] = { keep, limit };
+    op->d = d;
+    if (db_pool_query(d->pool, "deliver_prune", 2, params, on_prune, op) != 0) {
+        oc_free(op);
+        log_json(LOG_ERROR, "statement not prepared", "\"statement\":\"deliver_prune\"");
+        prune_done(d);
+        return;
+    }
+    d->prune = op;
+    d->prune_rounds++;
+}
+
+static void on_prune_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    Deliverer *d = arg;
+    if (!d->prune && !d->stopping)
+        prune_run(d);
+}
+
 /* ---- lifecycle ---- */
 
 Deliverer *deliverer_new(struct event_base *base, DbPool *pool, const Config *cfg,
@@ -894,14 +979,18 @@ Deliverer *deliverer_new(struct event_base *base, DbPool *pool, const Config *cf
     d->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, d);
     d->wake_ev = event_new(base, -1, 0, on_poll, d);
     d->due_ev = event_new(base, -1, 0, on_due, d);
+    d->prune_ev = event_new(base, -1, EV_PERSIST, on_prune_tick, d);
     struct timeval tv = { (time_t)(cfg->delivery_poll_ms / 1000),
                           (suseconds_t)(cfg->delivery_poll_ms % 1000) * 1000 };
-    if (!d->http || !d->poll_ev || !d->wake_ev || !d->due_ev || event_add(d->poll_ev, &tv) != 0) {
+    struct timeval prune_tv = { DELIVER_PRUNE_INTERVAL_S, 0 };
+    if (!d->http || !d->poll_ev || !d->wake_ev || !d->due_ev || !d->prune_ev ||
+        event_add(d->poll_ev, &tv) != 0 || event_add(d->prune_ev, &prune_tv) != 0) {
         deliverer_free(d);
         return NULL;
     }
-    /* Look at once: rows may have waited while no worker ran. */
+    /* Look at once: rows may have waited, and records aged, while no worker ran. */
     event_active(d->wake_ev, EV_TIMEOUT, 0);
+    event_active(d->prune_ev, EV_TIMEOUT, 0);
     log_json(LOG_INFO, "delivery worker started",
              "\"worker\":\"%s\",\"attempts\":%u,\"poll_ms\":%u,\"concurrency\":%u", d->worker_id,
              d->max_attempts, cfg->delivery_poll_ms, cfg->delivery_concurrency);
@@ -925,6 +1014,8 @@ void deliverer_free(Deliverer *d)
         event_free(d->wake_ev);
     if (d->due_ev)
         event_free(d->due_ev);
+    if (d->prune_ev)
+        event_free(d->prune_ev);
     /* Runs on_http_done with NET_E_CANCELLED for every attempt waiting on a merchant, which
      * drops them: their rows stay in_flight and are retaken when the lease ends. */
     http_client_free(d->http);
@@ -941,6 +1032,8 @@ void deliverer_free(Deliverer *d)
     }
     if (d->claim)
         d->claim->d = NULL;
+    if (d->prune)
+        d->prune->d = NULL;
     if (d->finishing)
         d->finishing->d = NULL;
     if (abandoned)

@@ -5,7 +5,8 @@
  * delivered, rejected, dead or back to pending with its next attempt time (design.md,
  * "outbound retries"). Rows are claimed with FOR UPDATE SKIP LOCKED under a lease, so any
  * number of workers on one database never send a delivery twice at once, and rows held by
- * a worker that died are taken again once the lease ends. */
+ * a worker that died are taken again once the lease ends. Once a minute it also deletes the
+ * records of attempts older than delivery_attempt_retention (design.md, "retention"). */
 #pragma once
 
 #include <event2/event.h>

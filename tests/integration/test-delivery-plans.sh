@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The delivery worker's per-row statements must reach their row through the primary key
-# whatever the statistics say (migrations/0007_delivery_by_id.sql). The trap: statistics taken
-# while the queue was empty make the partial indexes deliveries_due and deliveries_final look
-# cheaper than the primary key, and a statement whose WHERE clause implies their predicate
-# then reads every pending (or dead) row per call. This builds exactly that state on a real
-# PostgreSQL, runs oc_delivery_finish and oc_delivery_retry with auto_explain printing every
-# nested plan, and checks the plans and the functions' results. TAP output.
+# The delivery worker's bookkeeping statements on a real PostgreSQL.
+#
+# Per-row statements must reach their row through the primary key whatever the statistics say
+# (migrations/0007_delivery_by_id.sql). The trap: statistics taken while the queue was empty
+# make the partial indexes deliveries_due and deliveries_final look cheaper than the primary
+# key, and a statement whose WHERE clause implies their predicate then reads every pending (or
+# dead) row per call. This builds exactly that state, runs oc_delivery_finish and
+# oc_delivery_retry with auto_explain printing every nested plan, and checks the plans and the
+# functions' results.
+#
+# Retention (migrations/0008_attempt_retention.sql): attempt records older than
+# delivery_attempt_retention are deleted in bounded batches, younger ones never, and a running
+# `ocgate worker` does it by itself. TAP output.
 set -uo pipefail
 ocgate=$1
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,7 +97,8 @@ check "finish with retry returns true and makes the row pending again in 300 s" 
 check "finish with retry keeps the error as last_error" \
     '[ "$(sql "SELECT last_error FROM deliveries WHERE id = '"'$in3'"'")" = "HTTP 503" ]'
 
-out=$(sql "SELECT oc_delivery_finish('$done_id', 1, 'delivered', 0, 0, 1, 200, NULL, NULL)")
+out=$(sql "SELECT oc_delivery_finish('$done_id', 1, 'delivered', 0,
+             (extract(epoch FROM now()) * 1000)::bigint, 1, 200, NULL, NULL)")
 check "finish of a delivered row returns false" '[ "$out" = f ]'
 out=$(sql "SELECT oc_delivery_finish(gen_random_uuid(), 1, 'dead', 0, 0, 1, 404, NULL, NULL)" 2>&1)
 check "finish of an unknown id fails on the attempt's foreign key, writing nothing" \
@@ -115,6 +122,50 @@ check "retry of an in-flight row returns false" \
     '[ "$(sql "SELECT oc_delivery_retry('"'$in4'"')")" = f ]'
 check "retry of an unknown id returns false" \
     '[ "$(sql "SELECT oc_delivery_retry(gen_random_uuid())")" = f ]'
+
+# --- retention ---------------------------------------------------------------------------
+# 25,000 records of attempts made 100 days ago, two on each of 12,500 delivered rows of the
+# history, at the front of the id order as old records are (ids follow insertion).
+sql "INSERT INTO delivery_attempts (id, delivery_id, attempt, started_at, duration_ms, http_status)
+     SELECT -row_number() OVER (), d.id, k, now() - interval '100 days', 10, 200
+       FROM deliveries d, generate_series(1, 2) k
+      WHERE d.state = 'delivered' AND d.attempts = 1
+        AND NOT EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.delivery_id = d.id)
+      ORDER BY d.payment_txid, k LIMIT 25000" >/dev/null
+old_count() { sql "SELECT count(*) FROM delivery_attempts WHERE started_at < now() - interval '99 days'"; }
+young_before=$(sql "SELECT count(*) FROM delivery_attempts WHERE started_at > now() - interval '1 day'")
+check "the old records are in place (25,000) next to young ones" \
+    '[ "$(old_count)" = 25000 ] && [ "$young_before" -gt 0 ]'
+day=86400
+f0=$fails
+out=$(explained "SELECT oc_delivery_prune(90 * $day, 100)")
+check "prune with a limit of 100 deletes exactly 100 old records" \
+    '[ "$out" = 100 ] && [ "$(old_count)" = 24900 ]'
+check "prune reads delivery_attempts through its primary key, never a whole-table scan" \
+    'grep -Eq "(Index|Index Only|Bitmap Index) Scan (using|on) delivery_attempts_pkey on delivery_attempts |Bitmap Index Scan on delivery_attempts_pkey" "$PGTEST_DIR/plan" && ! grep -q "Seq Scan on delivery_attempts" "$PGTEST_DIR/plan"'
+show_plan_on_failure "$f0"
+check "prune keeping 200 days deletes nothing (every record is younger)" \
+    '[ "$(sql "SELECT oc_delivery_prune(200 * $day, 1000)")" = 0 ] && [ "$(old_count)" = 24900 ]'
+check "a limit of 0 deletes nothing" '[ "$(sql "SELECT oc_delivery_prune(90 * $day, 0)")" = 0 ]'
+
+# A running worker prunes by itself at start, in several bounded rounds (10,000 at most each).
+"$ocgate" keygen --out "$PGTEST_DIR/gateway.key" >/dev/null 2>&1
+OCGATE_OCID=300 OCGATE_PRIVATE_KEY_FILE=$PGTEST_DIR/gateway.key \
+    OCGATE_PUBLIC_URL=http://127.0.0.1:9/opencharge OCGATE_CURRENCIES=USD \
+    "$ocgate" worker >"$PGTEST_DIR/worker.log" 2>&1 &
+worker=$!
+for _ in $(seq 1 100); do
+    grep -q '"delivery attempts pruned"' "$PGTEST_DIR/worker.log" && break
+    kill -0 "$worker" 2>/dev/null || break
+    sleep 0.1
+done
+kill -TERM "$worker" 2>/dev/null
+wait "$worker" 2>/dev/null
+check "ocgate worker deleted the remaining 24,900 old records and logged how many" \
+    '[ "$(old_count)" = 0 ] && grep -q "\"msg\":\"delivery attempts pruned\",\"records\":24900,\"older_than_s\":7776000" "$PGTEST_DIR/worker.log"'
+check "and left every young record" \
+    '[ "$(sql "SELECT count(*) FROM delivery_attempts WHERE started_at > now() - interval '"'"'1 day'"'"' AND http_status IS DISTINCT FROM NULL")" -ge 1 ] && [ "$(sql "SELECT count(*) FROM delivery_attempts WHERE delivery_id IN ('"'$in1'"', '"'$in2'"') ")" = 2 ]'
+[ "$fails" -eq 0 ] || sed 's/^/# worker: /' "$PGTEST_DIR/worker.log" | head -20
 
 echo "1..$n"
 [ "$fails" -eq 0 ]

@@ -89,7 +89,7 @@ static void test_key_table(void)
                                          "url", "list", "enum", "listen", "bool",
                                          "durations" };
     size_t n = conf_key_count();
-    CHECK(n == 43, "43 keys (got %zu)", n);
+    CHECK(n == 44, "44 keys (got %zu)", n);
     CHECK(conf_key_at(n) == NULL, "conf_key_at past the end is NULL");
     for (size_t i = 0; i < n; i++) {
         const ConfKeyInfo *k = conf_key_at(i);
@@ -179,6 +179,8 @@ static void test_defaults(void)
     CHECK_INT(c.delivery_per_merchant, 8, "delivery_per_merchant default");
     CHECK_INT(c.delivery_breaker_failures, 5, "delivery_breaker_failures default");
     CHECK_INT(c.delivery_breaker_cooldown_s, 30, "delivery_breaker_cooldown default");
+    CHECK_INT(c.delivery_attempt_retention_s, 90 * 86400,
+              "delivery_attempt_retention default (90 days)");
     CHECK(c.delivery_ca_file == NULL, "delivery_ca_file defaults to the system store");
     CHECK(!c.outbound_allow_loopback && !c.outbound_allow_private,
           "outbound loopback and private addresses refused by default");
@@ -491,6 +493,10 @@ static const Case cases[] = {
     { "delivery_ca_file", "/etc/ocgate/merchants-ca.pem", true },
     { "delivery_jitter_percent", "51", false },
     { "delivery_poll_ms", "1001", false },
+    { "delivery_attempt_retention", "86400", true },
+    { "delivery_attempt_retention", "23h", false },
+    { "delivery_attempt_retention", "3651d", false },
+    { "delivery_attempt_retention", "0", false },
 };
 
 static void test_values(void)
@@ -575,6 +581,10 @@ static void test_suffixes(void)
           31536000, sizeof(unsigned) },
         { "OCGATE_PAYMENT_LIFETIME=90", offsetof(Config, payment_lifetime_s), 90,
           sizeof(unsigned) },
+        { "OCGATE_DELIVERY_ATTEMPT_RETENTION=1d", offsetof(Config, delivery_attempt_retention_s),
+          86400, sizeof(unsigned) },
+        { "OCGATE_DELIVERY_ATTEMPT_RETENTION=3650d",
+          offsetof(Config, delivery_attempt_retention_s), 315360000, sizeof(unsigned) },
     };
     for (size_t i = 0; i < OC_ARRAY_LEN(t); i++) {
         Config c;
