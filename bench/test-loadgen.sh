@@ -22,10 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$bench/../tests/lib/tap.sh"
 
 "$ocgate" migrate >/dev/null || { echo "Bail out! migrate failed"; exit 1; }
 bench_free_port || { echo "Bail out! no free port"; exit 1; }

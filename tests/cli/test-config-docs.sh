@@ -8,11 +8,7 @@ ocgate=$1
 root=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$(dirname "$0")/../lib/tap.sh"
 # A clean environment: stray OCGATE_* variables from the caller (an integration run's
 # OCGATE_DATABASE_URL, say) would be unknown keys or overrides here.
 run() { env -i PATH="$PATH" "$ocgate" "$@"; }

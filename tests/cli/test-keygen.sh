@@ -7,11 +7,7 @@ ocgate=$1
 node=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$(dirname "$0")/../lib/tap.sh"
 
 out=$("$ocgate" keygen --out "$tmp/gw.key" 2>"$tmp/err"); rc=$?
 check "keygen exits 0" '[ $rc -eq 0 ]'

@@ -11,12 +11,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 df=$root/deploy/Dockerfile
 W=$(mktemp -d /tmp/ocgate-docker.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-n=0 fails=0
-check() {
-    n=$((n + 1))
-    if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi
-}
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+. "$root/tests/lib/tap.sh"
 
 # ---- Dockerfile ----
 check "two stages, both Debian 12" \

@@ -9,12 +9,7 @@
 set -uo pipefail
 ocgate=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
-n=0 fails=0
-check() {
-    n=$((n + 1))
-    if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi
-}
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+. "$root/tests/lib/tap.sh"
 
 # every code, with its status, as a row of the error table: | `CODE` | STATUS |
 while read -r code status; do

@@ -19,11 +19,7 @@ cleanup() {
     pgtest_stop
 }
 trap cleanup EXIT
-n=0 fails=0
-check() {
-    n=$((n + 1))
-    if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi
-}
+. "$root/tests/lib/tap.sh"
 wait_for() {
     local i
     for i in $(seq 1 $((${3:-15} * 10))); do grep -Eq "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done

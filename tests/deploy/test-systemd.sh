@@ -13,12 +13,7 @@ pid=
 # pgtest_start sets its own EXIT trap, so this one is set again after it and stops both.
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$W"; pgtest_stop 2>/dev/null; }
 trap cleanup EXIT
-n=0 fails=0
-check() {
-    n=$((n + 1))
-    if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi
-}
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+. "$root/tests/lib/tap.sh"
 
 units=(ocgate.service ocgate-migrate.service)
 for u in "${units[@]}"; do

@@ -18,10 +18,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/pg/pgtest.sh"
 pgtest_start || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$here/lib/tap.sh"
 sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 
 "$ocgate" migrate >/dev/null 2>&1 || { echo "Bail out! migrate failed"; exit 1; }

@@ -24,10 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0 fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$here/lib/tap.sh"
 sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 now_ms() { date +%s%3N; }
 

@@ -13,8 +13,7 @@ chmod 0755 "$tmp"
 . "$root/tests/logscan/collect.sh"
 # Server logs and keys for the whole-suite scan (tests/logscan), then clean up.
 trap 'logscan_collect quickstart "$tmp/data"; logscan_collect quickstart-keys "$tmp/data/keys"; [ -n "${OCG_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
-n=0 fails=0
-check() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi; }
+. "$root/tests/lib/tap.sh"
 . "$root/tests/lib/free-port.sh"
 port() { ocg_free_port || echo 0; }
 export QS_BUILD_DIR=$build QS_GATEWAY_PORT=$(port) QS_MERCHANT_PORT=$(port) QS_PG_PORT=$(port)

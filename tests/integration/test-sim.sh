@@ -24,11 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0 fails=0
-check() {
-    n=$((n + 1))
-    if eval "$2"; then echo "ok $n - $1"; else fails=$((fails + 1)); echo "not ok $n - $1"; fi
-}
+. "$here/lib/tap.sh"
 sql() { psql -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 . "$here/lib/free-port.sh"
 port() { ocg_free_port || echo 0; }
