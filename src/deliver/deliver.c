@@ -112,15 +112,11 @@ typedef struct FinishOp {
     Attempt *items[];
 } FinishOp;
 
-/* The claim query in flight; d is cleared if the worker is freed first. */
-typedef struct ClaimOp {
+/* The claim or the retention statement in flight; d is cleared if the worker is freed
+ * first. */
+typedef struct WorkerQuery {
     Deliverer *d;
-} ClaimOp;
-
-/* The retention statement in flight; d is cleared if the worker is freed first. */
-typedef struct PruneOp {
-    Deliverer *d;
-} PruneOp;
+} WorkerQuery;
 
 struct Deliverer {
     struct event_base *base;
@@ -134,11 +130,11 @@ struct Deliverer {
     struct event *wake_ev;
     struct event *due_ev;
     struct event *prune_ev;
-    PruneOp *prune;            /* retention statement in flight */
+    WorkerQuery *prune;            /* retention statement in flight */
     unsigned prune_rounds;     /* statements run in this interval */
     uint64_t pruned;           /* attempt records deleted in this interval */
     uint64_t due_at_ms;        /* monotonic time due_ev fires; 0 = not armed */
-    ClaimOp *claim;
+    WorkerQuery *claim;
     unsigned claim_limit;
     bool rerun;                /* asked to look again while a claim was running */
     bool more;                 /* due rows may have been left behind for lack of room */
@@ -727,7 +723,7 @@ static void attempt_start(Deliverer *d, const DirSnapshot *snap, const PGresult 
 
 static void on_claim(void *userdata, DbError err, const PGresult *res)
 {
-    ClaimOp *op = userdata;
+    WorkerQuery *op = userdata;
     Deliverer *d = op->d;
     oc_free(op);
     if (!d)
@@ -831,7 +827,7 @@ static void try_claim(Deliverer *d)
     buf_deinit(&room_m);
     buf_deinit(&room_s);
 
-    ClaimOp *op = r == 0 ? oc_calloc(1, sizeof(*op)) : NULL;
+    WorkerQuery *op = r == 0 ? oc_calloc(1, sizeof(*op)) : NULL;
     if (op) {
         char limit_text[16], lease[16], per[16];
         snprintf(limit_text, sizeof(limit_text), "%u", limit);
@@ -888,7 +884,7 @@ static void prune_done(Deliverer *d)
 
 static void on_prune(void *userdata, DbError err, const PGresult *res)
 {
-    PruneOp *op = userdata;
+    WorkerQuery *op = userdata;
     Deliverer *d = op->d;
     oc_free(op);
     if (!d)
@@ -905,7 +901,7 @@ static void on_prune(void *userdata, DbError err, const PGresult *res)
         d->pruned += (uint64_t)deleted;
     /* Something went, so more old records may wait behind: continue at once, but within a
      * bound so one interval never turns into a long stream of deletes. */
-    if (deleted > 0 && d->prune_rounds < DELIVER_PRUNE_ROUNDS && !d->stopping)
+    if (deleted > 0 && d->prune_rounds < DELIVER_PRUNE_ROUNDS)
         prune_run(d);
     else
         prune_done(d);
@@ -913,7 +909,7 @@ static void on_prune(void *userdata, DbError err, const PGresult *res)
 
 static void prune_run(Deliverer *d)
 {
-    PruneOp *op = oc_calloc(1, sizeof(*op));
+    WorkerQuery *op = oc_calloc(1, sizeof(*op));
     if (!op) {
         log_json(LOG_ERROR, "cannot prune delivery attempts", "\"error\":\"out of memory\"");
         prune_done(d);
@@ -939,7 +935,7 @@ static void on_prune_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     Deliverer *d = arg;
-    if (!d->prune && !d->stopping)
+    if (!d->prune)
         prune_run(d);
 }
 

@@ -50,13 +50,14 @@ typedef struct HttpServerOptions {
  * others), and builds every loop with its evhttp and database pool. When cfg->worker, also
  * creates the merchant delivery worker on a loop of its own (deliver.h; one more thread and
  * pool, no listener), which every request loop wakes after a settlement that enqueued a
- * notification; it stops (claims nothing new) as soon as draining starts. No thread runs yet. Calls evthread_use_pthreads(). Returns 0 and *out, or a
- * negative errno with a one-line message in err. */
+ * notification; it stops (claims nothing new) as soon as draining starts. No thread runs
+ * yet. Calls evthread_use_pthreads(). Returns 0 and *out, or a negative errno with a
+ * one-line message in err. */
 OC_MUST_CHECK int http_server_new(const HttpServerOptions *options, HttpServer **out,
                                   char *err, size_t err_len);
 
-/* Request loop i's event_base and pool (i < cfg->threads), for work that must run on a loop, such
- * as directory_watch on loop 0. Register such work before http_server_run; stop it
+/* Request loop i's event_base and pool (i < cfg->threads), for work that must run on a loop,
+ * such as directory_watch on loop 0. Register such work before http_server_run; stop it
  * (directory_unwatch) after http_server_run returns and before http_server_free. */
 struct event_base *http_server_loop_base(HttpServer *srv, unsigned i);
 DbPool *http_server_loop_pool(HttpServer *srv, unsigned i);
